@@ -1,0 +1,41 @@
+#include <algorithm>
+#include <string>
+
+#include "mobilenet_fast/kernels.h"
+
+namespace mbf {
+
+void complete_geometry(Conv2dGeom& g) {
+  auto fail = [](const std::string& what) { throw InputError(what); };
+  if (g.in_h <= 0 || g.in_w <= 0) fail("input height and width must be positive");
+  if (g.in_channels <= 0 || g.out_channels <= 0) fail("channel counts must be positive");
+  if (g.stride != 1 && g.stride != 2) fail("stride must be 1 or 2, got " + std::to_string(g.stride));
+  for (int p : {g.pad_top, g.pad_left, g.pad_bottom, g.pad_right})
+    if (p < 0 || p > 1) fail("pads must be 0 or 1 for a 3x3 kernel, got " + std::to_string(p));
+  const int eh = g.in_h + g.pad_top + g.pad_bottom - 3;
+  const int ew = g.in_w + g.pad_left + g.pad_right - 3;
+  if (eh < 0 || ew < 0)
+    fail("input " + std::to_string(g.in_h) + "x" + std::to_string(g.in_w) +
+         " with these pads is smaller than the 3x3 kernel");
+  g.out_h = eh / g.stride + 1;
+  g.out_w = ew / g.stride + 1;
+}
+
+std::size_t packed_gemm_size(int k, int n, int nr) {
+  const std::size_t panels = (static_cast<std::size_t>(n) + nr - 1) / nr;
+  return panels * static_cast<std::size_t>(nr) * (static_cast<std::size_t>(k) + 1);
+}
+
+void pack_gemm_weights(int k, int n, int nr, const float* b, const float* bias, float* packed) {
+  for (int j0 = 0; j0 < n; j0 += nr) {
+    const int cols = std::min(nr, n - j0);
+    float* dst = packed + static_cast<std::ptrdiff_t>(j0 / nr) * nr * (k + 1);
+    for (int j = 0; j < nr; ++j) dst[j] = (j < cols && bias) ? bias[j0 + j] : 0.0f;
+    dst += nr;
+    for (int p = 0; p < k; ++p, dst += nr)
+      for (int j = 0; j < nr; ++j)
+        dst[j] = j < cols ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : 0.0f;
+  }
+}
+
+}  // namespace mbf

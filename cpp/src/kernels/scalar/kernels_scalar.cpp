@@ -1,0 +1,130 @@
+// Portable scalar kernels. They are the reference every SIMD kernel is tested against, so they
+// favour plain loops over cleverness; the compiler may still vectorise the channel loops.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "mobilenet_fast/kernels.h"
+
+namespace mbf {
+namespace {
+
+inline float clamp_value(float v, Clamp c) { return std::min(std::max(v, c.min), c.max); }
+
+// Generic depthwise 3x3 for any stride; channels innermost so the loop over C is contiguous.
+void dwconv3x3_scalar(const Conv2dGeom& g, const float* in, const float* w, const float* bias,
+                      float* out, int row_begin, int row_end, Clamp clamp) {
+  const int C = g.in_channels;
+  std::vector<float> acc(static_cast<std::size_t>(C));
+  for (int oh = row_begin; oh < row_end; ++oh) {
+    for (int ow = 0; ow < g.out_w; ++ow) {
+      std::copy(bias, bias + C, acc.begin());
+      for (int kh = 0; kh < 3; ++kh) {
+        const int ih = oh * g.stride - g.pad_top + kh;
+        if (ih < 0 || ih >= g.in_h) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          const int iw = ow * g.stride - g.pad_left + kw;
+          if (iw < 0 || iw >= g.in_w) continue;
+          const float* px = in + (static_cast<std::ptrdiff_t>(ih) * g.in_w + iw) * C;
+          const float* wt = w + (kh * 3 + kw) * C;
+          for (int c = 0; c < C; ++c) acc[c] += px[c] * wt[c];
+        }
+      }
+      float* o = out + (static_cast<std::ptrdiff_t>(oh) * g.out_w + ow) * C;
+      for (int c = 0; c < C; ++c) o[c] = clamp_value(acc[c], clamp);
+    }
+  }
+}
+
+void conv3x3_stem_scalar(const Conv2dGeom& g, const float* in, const float* w, const float* bias,
+                         float* out, int row_begin, int row_end, Clamp clamp) {
+  const int Ci = g.in_channels, Co = g.out_channels;
+  std::vector<float> acc(static_cast<std::size_t>(Co));
+  for (int oh = row_begin; oh < row_end; ++oh) {
+    for (int ow = 0; ow < g.out_w; ++ow) {
+      std::copy(bias, bias + Co, acc.begin());
+      for (int kh = 0; kh < 3; ++kh) {
+        const int ih = oh * g.stride - g.pad_top + kh;
+        if (ih < 0 || ih >= g.in_h) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          const int iw = ow * g.stride - g.pad_left + kw;
+          if (iw < 0 || iw >= g.in_w) continue;
+          const float* px = in + (static_cast<std::ptrdiff_t>(ih) * g.in_w + iw) * Ci;
+          const float* wt = w + static_cast<std::ptrdiff_t>(kh * 3 + kw) * Ci * Co;
+          for (int ci = 0; ci < Ci; ++ci) {
+            const float x = px[ci];
+            const float* wr = wt + static_cast<std::ptrdiff_t>(ci) * Co;
+            for (int co = 0; co < Co; ++co) acc[co] += x * wr[co];
+          }
+        }
+      }
+      float* o = out + (static_cast<std::ptrdiff_t>(oh) * g.out_w + ow) * Co;
+      for (int co = 0; co < Co; ++co) o[co] = clamp_value(acc[co], clamp);
+    }
+  }
+}
+
+// One row of A against one packed panel at a time: simple and obviously right.
+constexpr int kScalarNR = 8;
+
+void gemm_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
+                 float* c, std::ptrdiff_t ldc, Clamp clamp) {
+  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * kScalarNR;
+  for (int j0 = 0; j0 < n; j0 += kScalarNR) {
+    const float* panel = packed + (j0 / kScalarNR) * panel_stride;
+    const int nr = std::min(kScalarNR, n - j0);
+    for (int i = 0; i < m; ++i) {
+      float acc[kScalarNR];
+      for (int j = 0; j < kScalarNR; ++j) acc[j] = panel[j];
+      const float* ar = a + i * lda;
+      const float* bp = panel + kScalarNR;
+      for (int p = 0; p < k; ++p, bp += kScalarNR) {
+        const float x = ar[p];
+        for (int j = 0; j < kScalarNR; ++j) acc[j] += x * bp[j];
+      }
+      float* cr = c + i * ldc + j0;
+      for (int j = 0; j < nr; ++j) cr[j] = clamp_value(acc[j], clamp);
+    }
+  }
+}
+
+void global_avg_pool_scalar(const float* in, int hw, int channels, float* out) {
+  // Accumulate in double: large user-supplied images have many pixels to average.
+  std::vector<double> acc(static_cast<std::size_t>(channels), 0.0);
+  for (int p = 0; p < hw; ++p) {
+    const float* px = in + static_cast<std::ptrdiff_t>(p) * channels;
+    for (int ch = 0; ch < channels; ++ch) acc[ch] += px[ch];
+  }
+  for (int ch = 0; ch < channels; ++ch) out[ch] = static_cast<float>(acc[ch] / hw);
+}
+
+void softmax_scalar(const float* in, int n, float* out) {
+  float mx = in[0];
+  for (int i = 1; i < n; ++i) mx = std::max(mx, in[i]);
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) {
+    out[i] = std::exp(in[i] - mx);
+    sum += out[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int i = 0; i < n; ++i) out[i] *= inv;
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table = {
+      "scalar",
+      dwconv3x3_scalar,
+      dwconv3x3_scalar,
+      conv3x3_stem_scalar,
+      gemm_scalar,
+      1,
+      kScalarNR,
+      global_avg_pool_scalar,
+      softmax_scalar,
+  };
+  return table;
+}
+
+}  // namespace mbf

@@ -1,0 +1,88 @@
+"""mobilenet-fast: a CPU inference engine for MobileNetV1 with hand-written C++ kernels.
+
+Quick start::
+
+    import mobilenet_fast
+    model = mobilenet_fast.load()            # the shipped ImageNet MobileNetV1 1.0/224
+    for p in model.classify("cat.jpg"):
+        print(p.label, p.probability)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+from . import _core
+from .architecture import MobileNetV1
+from .errors import ImageReadError, ImportFormatError, InputError, MobileNetFastError, WeightFileError
+from .preprocess import load_image, preprocess
+from .runner import Model, Prediction
+from .weights import ModelConfig, WeightSet, load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "load",
+    "load_weight_set",
+    "default_model_path",
+    "cpu_info",
+    "preprocess",
+    "load_image",
+    "Model",
+    "Prediction",
+    "MobileNetV1",
+    "ModelConfig",
+    "WeightSet",
+    "load_weights",
+    "save_weights",
+    "MobileNetFastError",
+    "WeightFileError",
+    "InputError",
+    "ImportFormatError",
+    "ImageReadError",
+]
+
+_MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+DEFAULT_MODEL = "mobilenet_v1_1.0_224.safetensors"
+
+
+def default_model_path() -> str:
+    """Path of the shipped ImageNet MobileNetV1 1.0/224 weights."""
+    return os.path.join(_MODELS_DIR, DEFAULT_MODEL)
+
+
+def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None) -> WeightSet:
+    """Read weights from our ``.safetensors`` format or a TensorFlow frozen graph (``.pb``)."""
+    if path is None:
+        return load_weights(default_model_path())
+    p = os.fspath(path)
+    if p.lower().endswith(".pb"):
+        from .importers.tf_graphdef import import_tf_graphdef
+
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"model file not found: {p}")
+        return import_tf_graphdef(p)
+    return load_weights(p)
+
+
+def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, isa: Optional[str] = None) -> Model:
+    """Load a model; with no path, the shipped ImageNet MobileNetV1 1.0/224.
+
+    ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "neon"); by default the
+    ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
+    """
+    weights = load_weight_set(path)
+    return Model(weights, isa=isa, path=os.fspath(path) if path is not None else default_model_path())
+
+
+def cpu_info() -> Dict[str, Any]:
+    """CPU architecture, detected SIMD features, compiled and supported ISAs, and the chosen one."""
+    info: Dict[str, Any] = dict(_core.cpu_info())
+    try:
+        info["selected_isa"] = _core.select_isa(None)
+    except InputError as e:
+        info["selected_isa"] = None
+        info["error"] = str(e)
+    return info
