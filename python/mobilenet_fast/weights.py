@@ -228,14 +228,37 @@ def validate_tensors(tensors: Mapping[str, np.ndarray], config: ModelConfig, whe
             raise WeightFileError(f"{where}: tensor {name!r} has negative variances")
 
 
+def _canonical_header(blob: bytes) -> bytes:
+    """Rewrite a safetensors blob's JSON header in a fixed key order.
+
+    The safetensors library serialises ``__metadata__`` from a hash map, so its key order (and the
+    file's bytes) changes from run to run. We re-emit the header with sorted metadata keys and the
+    tensors in data order, padded with spaces to 8 bytes as the format allows; the tensor data and
+    its offsets are untouched. Same weights -> same bytes -> a stable sha256.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    ordered: Dict[str, Any] = {}
+    meta = header.pop("__metadata__", None)
+    if meta is not None:
+        ordered["__metadata__"] = dict(sorted(meta.items()))
+    for name in sorted(header, key=lambda k: (header[k]["data_offsets"][0], k)):
+        ordered[name] = header[name]
+    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
 def save_weights(path: PathLike, weights: WeightSet) -> None:
-    """Write ``weights`` as a mobilenet-fast ``.safetensors`` file."""
-    from safetensors.numpy import save_file
+    """Write ``weights`` as a mobilenet-fast ``.safetensors`` file (byte-for-byte deterministic)."""
+    from safetensors.numpy import save
 
     validate_tensors(weights.tensors, weights.config, "weights")
     order = expected_shapes(weights.config)
-    save_file({k: np.ascontiguousarray(weights.tensors[k]) for k in order}, os.fspath(path),
-              metadata=weights.config.to_metadata())
+    blob = save({k: np.ascontiguousarray(weights.tensors[k]) for k in order},
+                metadata=weights.config.to_metadata())
+    with open(os.fspath(path), "wb") as f:
+        f.write(_canonical_header(blob))
 
 
 def load_weights(path: PathLike) -> WeightSet:

@@ -1,0 +1,194 @@
+"""The ``mobilenet-fast`` command line: classify, info, convert."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _resolution(text: str) -> tuple:
+    try:
+        if "x" in text:
+            h, w = text.lower().split("x")
+            return (int(h), int(w))
+        return (int(text), int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution must be N or HxW, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="mobilenet-fast",
+        description="MobileNetV1 inference on the CPU with hand-written C++ kernels.",
+        epilog="Run 'mobilenet-fast COMMAND --help' for the options of a command.",
+    )
+    p.add_argument("--version", action="version", version=f"mobilenet-fast {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("classify", help="print the top-k classes of images",
+                       description="Classify image files and print the top-k labels with probabilities. "
+                                   "Without --weights, the shipped ImageNet MobileNetV1 1.0/224 is used.")
+    c.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ... anything Pillow reads)")
+    c.add_argument("--weights", "-w", metavar="W", help="weight file: our .safetensors or a TF frozen graph .pb")
+    c.add_argument("--top", "-k", type=_positive_int, default=5, metavar="K", help="how many classes to print (default 5)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
+
+    i = sub.add_parser("info", help="print the layer table, costs and the CPU's kernel paths",
+                       description="Print MobileNetV1's per-layer table (shapes, pads, parameters, multiply-adds), "
+                                   "totals, the cost of each depthwise-separable block against a standard 3x3 "
+                                   "conv, and the CPU features / kernel path this machine uses.")
+    i.add_argument("--alpha", "-a", type=float, default=None, help="width multiplier (default 1.0, or the weights')")
+    i.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
+                   help="input size N or HxW (default 224, or the weights')")
+    i.add_argument("--classes", type=int, default=None, help="number of classes (default 1000, or the weights')")
+    i.add_argument("--padding", choices=["tf_same", "symmetric"], default=None, help="padding convention")
+    i.add_argument("--weights", "-w", metavar="W", help="describe this weight file's architecture")
+    i.add_argument("--json", action="store_true", help="print JSON")
+
+    v = sub.add_parser("convert", help="convert weights between formats",
+                       description="Convert a model: TensorFlow frozen graph (.pb) or our .safetensors to our "
+                                   ".safetensors or to ONNX (.onnx). The format is taken from the extensions "
+                                   "unless --from is given.")
+    v.add_argument("src", metavar="SRC", help="source file (.pb, .safetensors)")
+    v.add_argument("dst", metavar="DST", help="destination file (.safetensors, .onnx)")
+    v.add_argument("--from", dest="src_format", choices=["pb", "safetensors"], help="source format")
+    v.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
+                   help="ONNX export: fixed input size (default: the weights' resolution)")
+    v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists")
+    return p
+
+
+def _load(weights: Optional[str], isa: Optional[str] = None):  # type: ignore[no-untyped-def]
+    from . import load
+
+    return load(weights, isa=isa)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from .errors import MobileNetFastError
+
+    model = _load(args.weights, args.isa)
+    results = []
+    failed = 0
+    for path in args.images:
+        try:
+            preds = model.classify(path, top=args.top)
+        except (MobileNetFastError, OSError) as e:
+            failed += 1
+            print(f"mobilenet-fast: {path}: {e}", file=sys.stderr)
+            continue
+        results.append({"image": path, "top": [{"label": p.label, "index": p.index,
+                                                 "probability": round(p.probability, 6)} for p in preds]})
+        if not args.json:
+            print(path)
+            for p in preds:
+                print(f"  {p.probability:8.2%}  {p.label} ({p.index})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from . import cpu_info, load_weight_set
+    from .architecture import MobileNetV1
+
+    alpha, res, classes, padding = 1.0, (224, 224), 1000, "tf_same"
+    if args.weights:
+        cfg = load_weight_set(args.weights).config
+        alpha, res, classes, padding = cfg.alpha, cfg.resolution, cfg.num_classes, cfg.padding
+    arch = MobileNetV1(args.alpha if args.alpha is not None else alpha,
+                       args.resolution if args.resolution is not None else tuple(res),
+                       args.classes if args.classes is not None else classes,
+                       args.padding or padding)
+    cpu = cpu_info()
+    if args.json:
+        print(json.dumps({
+            "alpha": arch.alpha, "resolution": list(arch.input_hw), "num_classes": arch.num_classes,
+            "padding": arch.padding, "total_params": arch.total_params, "total_macs": arch.total_macs,
+            "layers": [dict(name=s.name, kind=s.kind, stride=s.stride, input=[s.in_h, s.in_w, s.in_channels],
+                            output=[s.out_h, s.out_w, s.out_channels], pads=list(s.pads), params=s.params,
+                            macs=s.macs) for s in arch],
+            "cpu": cpu,
+        }, indent=2))
+        return 0
+    print(arch.format_table())
+    print()
+    feats = ", ".join(k for k, on in cpu["features"].items() if on) or "none"
+    print(f"CPU: {cpu['arch']}; features: {feats}")
+    print(f"kernel paths compiled: {', '.join(cpu['compiled_isas'])}; supported here: "
+          f"{', '.join(cpu['supported_isas'])}; selected: {cpu['selected_isa']}")
+    if cpu.get("error"):
+        print(f"warning: {cpu['error']}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from . import load_weight_set
+    from .errors import InputError
+    from .weights import load_weights, save_weights
+
+    src_fmt = args.src_format or ("pb" if args.src.lower().endswith(".pb") else "safetensors")
+    dst = args.dst
+    if os.path.exists(dst) and not args.force:
+        raise InputError(f"{dst} exists; pass --force to overwrite it")
+    if src_fmt == "pb":
+        from .importers.tf_graphdef import import_tf_graphdef
+
+        if not os.path.exists(args.src):
+            raise FileNotFoundError(f"source file not found: {args.src}")
+        ws = import_tf_graphdef(args.src)
+    else:
+        ws = load_weights(args.src) if args.src_format else load_weight_set(args.src)
+    c = ws.config
+    print(f"read {args.src}: MobileNetV1 alpha={c.alpha:g}, resolution={c.resolution[0]}x{c.resolution[1]}, "
+          f"classes={c.num_classes}, padding={c.padding}, bn_epsilon={c.bn_epsilon:g}, "
+          f"input=(x - {c.input_mean[0]:g}) / {c.input_std[0]:g}")
+    if dst.lower().endswith(".onnx"):
+        from .export_onnx import export_onnx
+
+        export_onnx(ws, dst, resolution=args.resolution)
+    elif dst.lower().endswith(".safetensors"):
+        save_weights(dst, ws)
+    else:
+        raise InputError(f"cannot tell the output format of {dst!r}: use a .safetensors or .onnx extension")
+    print(f"wrote {dst} ({os.path.getsize(dst):,} bytes)")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``mobilenet-fast`` console script; returns the exit code."""
+    from .errors import MobileNetFastError
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if not args.command:
+        parser.print_help()
+        return 2
+    commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert}
+    try:
+        return commands[args.command](args)
+    except (MobileNetFastError, OSError) as e:
+        print(f"mobilenet-fast: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
