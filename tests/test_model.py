@@ -65,7 +65,7 @@ def test_default_model_matches_reference_and_onnxruntime(isa, default_weights, p
     (0.3, "tf_same", (45, 45), 1),
 ])
 def test_random_networks_match_reference(isa, alpha, padding, hw, batch):
-    ws = random_weights(alpha, 17, padding, hw, seed=int(alpha * 100) + batch, gamma_scale=2.0)
+    ws = random_weights(alpha, 17, padding, hw, seed=int(alpha * 100) + batch, gamma_scale=1.5)
     model = mf.Model(ws, isa=isa)
     x = random_input(batch, *hw, seed=batch)
     ours = model.logits(x)
@@ -73,8 +73,8 @@ def test_random_networks_match_reference(isa, alpha, padding, hw, batch):
     assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
     feats = model.features(x)
     assert feats.shape == (batch, model.architecture().feature_channels)
-    # gamma_scale=2 makes every layer amplify: float32 rounding grows to ~1e-3 of the scale (6)
-    assert np.abs(feats - R.features(ws, x)).max() < 1e-3 * 6.0
+    # gamma_scale=1.5 clips 5-10% of the activations at 6 (exercising the upper clamp)
+    assert np.abs(feats - R.features(ws, x)).max() < 1e-3
     # batch results equal single-image results
     for i in range(batch):
         np.testing.assert_allclose(model.logits(x[i:i + 1])[0], ours[i], rtol=0, atol=1e-6)

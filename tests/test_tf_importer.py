@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mobilenet_fast.architecture import BLOCK_CONFIG, MobileNetV1
-from mobilenet_fast.errors import ImportFormatError, InputError, MobileNetFastError
+from mobilenet_fast.errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError
 from mobilenet_fast.importers import import_tf_graphdef
 from mobilenet_fast.weights import load_weights, save_weights
 
@@ -399,7 +399,7 @@ def test_wrong_label_count(tmp_path, graph_pb2):
 def test_missing_tensorboard_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard.compat.proto", None)
     monkeypatch.setitem(sys.modules, "tensorboard.compat.proto.graph_pb2", None)
-    with pytest.raises(ImportFormatError, match=r"mobilenet-fast\[tf\]"):
+    with pytest.raises(MissingDependencyError, match=r"mobilenet-fast\[tf\]"):
         import_tf_graphdef(write(tmp_path, b"\x00"))
 
 

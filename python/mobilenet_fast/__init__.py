@@ -15,7 +15,14 @@ from typing import Any, Dict, Optional, Union
 
 from . import _core
 from .architecture import MobileNetV1
-from .errors import ImageReadError, ImportFormatError, InputError, MobileNetFastError, WeightFileError
+from .errors import (
+    ImageReadError,
+    ImportFormatError,
+    InputError,
+    MissingDependencyError,
+    MobileNetFastError,
+    WeightFileError,
+)
 from .preprocess import load_image, preprocess
 from .runner import Model, Prediction
 from .weights import ModelConfig, WeightSet, load_weights, save_weights
@@ -42,6 +49,7 @@ __all__ = [
     "InputError",
     "ImportFormatError",
     "ImageReadError",
+    "MissingDependencyError",
 ]
 
 _MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")

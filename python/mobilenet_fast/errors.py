@@ -13,6 +13,7 @@ __all__ = [
     "InputError",
     "ImportFormatError",
     "ImageReadError",
+    "MissingDependencyError",
 ]
 
 
@@ -34,3 +35,7 @@ class ImportFormatError(MobileNetFastError, ValueError):
 
 class ImageReadError(MobileNetFastError, ValueError):
     """An image file could not be opened or decoded."""
+
+
+class MissingDependencyError(MobileNetFastError, ImportError):
+    """An optional dependency needed for the requested feature (an importer, ONNX export) is missing."""

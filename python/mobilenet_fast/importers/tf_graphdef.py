@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
-from ..errors import ImportFormatError, InputError, WeightFileError
+from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet
 
 __all__ = ["import_tf_graphdef", "SCOPE", "DEFAULT_BN_EPSILON", "DEFAULT_RESOLUTION"]
@@ -78,7 +78,7 @@ def _load_protos() -> Tuple[Any, Any, Any]:
         from google.protobuf.message import DecodeError
         from tensorboard.compat.proto import graph_pb2, types_pb2
     except ImportError as e:
-        raise ImportFormatError(
+        raise MissingDependencyError(
             "reading TensorFlow .pb files needs the 'protobuf' and 'tensorboard' packages "
             f'({e}); install them with: pip install "mobilenet-fast[tf]"'
         ) from None
