@@ -256,7 +256,7 @@ class MobileNetV1:
             pads = ",".join(str(p) for p in s.pads)
             lines.append(f"{s.name:<14}{s.kind:<11}{s.stride:>6}  {inp:>14}  {outp:>14}  {pads:>13}"
                          f"{s.params:>11,}{s.macs:>14,}")
-        lines.append(f"{'total':<75}{self.total_params:>11,}{self.total_macs:>14,}")
+        lines.append(f"{'total':<78}{self.total_params:>11,}{self.total_macs:>14,}")
         lines.append(f"= {self.total_params / 1e6:.2f}M parameters, {self.total_macs / 1e6:.1f}M multiply-adds")
         lines.append("")
         lines.append("Depthwise-separable blocks against a standard 3x3 conv of the same shape:")

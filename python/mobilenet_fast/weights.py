@@ -307,4 +307,5 @@ def load_weights(path: PathLike) -> WeightSet:
         if isinstance(e, WeightFileError):
             raise
         raise WeightFileError(f"{where}: could not be read ({type(e).__name__}: {e})") from None
+    validate_tensors(tensors, config, where)  # values (NaN, negative variances), named after the file
     return WeightSet(config, tensors)

@@ -1,0 +1,229 @@
+"""The ``mobilenet-fast`` command line: classify, convert, --help, --version, and the console entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mobilenet_fast
+from helpers import random_input, random_weights, run_onnxruntime
+from mobilenet_fast import cli
+from mobilenet_fast.weights import load_weights, save_weights
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHELSEA = os.path.join(ROOT, "examples", "chelsea.png")
+COFFEE = os.path.join(ROOT, "examples", "coffee.png")
+
+
+@pytest.fixture(scope="module")
+def small_weights_file(tmp_path_factory):
+    ws = random_weights(0.25, 10, "tf_same", (64, 64), seed=11)
+    p = tmp_path_factory.mktemp("cli") / "small.safetensors"
+    save_weights(p, ws)
+    return ws, p
+
+
+# ---------------------------------------------------------------------------------- classify
+
+def test_classify_table(capsys):
+    assert cli.main(["classify", CHELSEA, COFFEE, "--top", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert CHELSEA in out and COFFEE in out
+    assert "espresso" in out
+    assert "cat" in out  # tabby / tiger cat / Egyptian cat
+    # 2 header lines + 3 predictions each
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 2 + 2 * 3
+    assert err == ""
+
+
+def test_classify_json(capsys):
+    assert cli.main(["classify", CHELSEA, COFFEE, "--top", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["image"] for d in data] == [CHELSEA, COFFEE]
+    for d in data:
+        top = d["top"]
+        assert len(top) == 3
+        probs = [t["probability"] for t in top]
+        assert probs == sorted(probs, reverse=True)
+        assert all(0.0 <= p <= 1.0 for p in probs)
+        assert len({t["index"] for t in top}) == 3
+    assert data[1]["top"][0]["label"] == "espresso"
+    assert data[1]["top"][0]["probability"] > 0.5
+
+
+def test_classify_bad_image_among_good(tmp_path, capsys):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is a text file, not a JPEG\n")
+    code = cli.main(["classify", str(bad), COFFEE, "--top", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert COFFEE in out and "espresso" in out  # the good image is still classified
+    assert str(bad) in err
+    assert str(bad) not in out
+    assert "not a readable image" in err
+
+
+def test_classify_bad_image_json(tmp_path, capsys):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("text\n")
+    assert cli.main(["classify", COFFEE, str(bad), "--json", "--top", "1"]) == 1
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert [d["image"] for d in data] == [COFFEE]
+    assert str(bad) in err
+
+
+def test_classify_missing_file(tmp_path, capsys):
+    missing = tmp_path / "does_not_exist.png"
+    code = cli.main(["classify", CHELSEA, str(missing), "--top", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert CHELSEA in out
+    assert str(missing) in err and "not found" in err
+
+
+def test_classify_with_weights_file(small_weights_file, capsys):
+    _, p = small_weights_file
+    assert cli.main(["classify", COFFEE, "--weights", str(p), "--top", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data[0]["top"]) == 4
+    assert all(t["label"].startswith("class_") for t in data[0]["top"])
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "three"])
+def test_classify_bad_top(top, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["classify", COFFEE, "--top", top])
+    assert e.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- convert
+
+def test_convert_to_onnx(small_weights_file, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    ws, src = small_weights_file
+    dst = tmp_path / "small.onnx"
+    assert cli.main(["convert", str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and str(dst) in out
+    assert dst.is_file() and dst.stat().st_size > 0
+
+    model = onnx.load(str(dst))
+    onnx.checker.check_model(model)
+    x = random_input(2, 64, 64, seed=12)
+    ort_logits = run_onnxruntime(model, {"input": x}, ["logits"])[0]
+    ours = mobilenet_fast.Model(ws).logits(x)
+    assert ort_logits.shape == ours.shape == (2, 10)
+    assert np.abs(ours).max() > 0.1  # not trivially zero
+    np.testing.assert_allclose(ort_logits, ours, rtol=0, atol=1e-3)
+
+
+def test_convert_to_safetensors(small_weights_file, tmp_path):
+    ws, src = small_weights_file
+    dst = tmp_path / "copy.safetensors"
+    assert cli.main(["convert", str(src), str(dst)]) == 0
+    assert dst.read_bytes() == src.read_bytes()
+    assert load_weights(dst).config == ws.config
+
+
+def test_convert_refuses_overwrite(small_weights_file, tmp_path, capsys):
+    _, src = small_weights_file
+    dst = tmp_path / "exists.safetensors"
+    dst.write_bytes(b"keep me")
+    assert cli.main(["convert", str(src), str(dst)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert dst.read_bytes() == b"keep me"
+    assert cli.main(["convert", str(src), str(dst), "--force"]) == 0
+    assert dst.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["out.bin", "out.pt", "out"])
+def test_convert_unknown_extension(small_weights_file, tmp_path, capsys, name):
+    _, src = small_weights_file
+    dst = tmp_path / name
+    assert cli.main(["convert", str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert "output format" in err and ".onnx" in err
+    assert not dst.exists()
+
+
+def test_convert_missing_source(tmp_path, capsys):
+    assert cli.main(["convert", str(tmp_path / "nope.safetensors"), str(tmp_path / "o.onnx")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_convert_bad_source(tmp_path, capsys):
+    src = tmp_path / "bad.safetensors"
+    src.write_bytes(b"\x00" * 3)
+    assert cli.main(["convert", str(src), str(tmp_path / "o.safetensors")]) == 1
+    assert "too short" in capsys.readouterr().err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+# ------------------------------------------------------------------------- help, version, misc
+
+@pytest.mark.parametrize("command,options", [
+    ("classify", ["--top", "--json", "--weights", "--isa", "IMAGE"]),
+    ("info", ["--alpha", "--resolution", "--classes", "--padding", "--weights", "--json"]),
+    ("convert", ["--from", "--resolution", "--force", "SRC", "DST"]),
+])
+def test_subcommand_help(command, options, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert f"mobilenet-fast {command}" in out
+    for opt in options:
+        assert opt in out, opt
+
+
+def test_top_level_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("classify", "info", "convert"):
+        assert command in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mobilenet-fast {mobilenet_fast.__version__}"
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_unknown_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["frobnicate"])
+    assert e.value.code == 2
+
+
+def test_module_entry_point_subprocess():
+    env = dict(os.environ)
+    probe = subprocess.run([sys.executable, "-c", "import mobilenet_fast"], capture_output=True, env=env,
+                           cwd=ROOT, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"mobilenet_fast is not importable in a subprocess: {probe.stderr.decode()[-300:]}")
+    r = subprocess.run([sys.executable, "-m", "mobilenet_fast", "info"], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "selected:" in r.stdout
+    assert f"{mobilenet_fast.MobileNetV1().total_macs:,}" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "mobilenet_fast", "info", "--alpha", "-1"], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 1
+    assert "alpha" in r.stderr
