@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "kernels/kernels_internal.h"
+
 namespace mbf {
 
 namespace {
@@ -16,6 +18,11 @@ struct IsaEntry {
 const std::vector<IsaEntry>& isa_entries() {
   static const std::vector<IsaEntry> entries = {
       {"scalar", scalar_kernels, [](const CpuFeatures&) { return true; }},
+#if defined(MBF_HAVE_X86_KERNELS)
+      {"avx2", avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
+      {"avx512", avx512_kernels,
+       [](const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq; }},
+#endif
   };
   return entries;
 }

@@ -4,12 +4,14 @@
 #include <cmath>
 #include <vector>
 
-#include "mobilenet_fast/kernels.h"
+#include "kernels/kernels_internal.h"
 
 namespace mbf {
 namespace {
 
 inline float clamp_value(float v, Clamp c) { return std::min(std::max(v, c.min), c.max); }
+
+}  // namespace
 
 // Generic depthwise 3x3 for any stride; channels innermost so the loop over C is contiguous.
 void dwconv3x3_scalar(const Conv2dGeom& g, const float* in, const float* w, const float* bias,
@@ -64,29 +66,39 @@ void conv3x3_stem_scalar(const Conv2dGeom& g, const float* in, const float* w, c
   }
 }
 
-// One row of A against one packed panel at a time: simple and obviously right.
-constexpr int kScalarNR = 8;
-
-void gemm_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
-                 float* c, std::ptrdiff_t ldc, Clamp clamp) {
-  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * kScalarNR;
-  for (int j0 = 0; j0 < n; j0 += kScalarNR) {
-    const float* panel = packed + (j0 / kScalarNR) * panel_stride;
-    const int nr = std::min(kScalarNR, n - j0);
+// One row of A against one packed panel at a time: simple and obviously right. Works for any
+// panel width, so it can also check (and stand in for) the packing of the SIMD tables.
+void gemm_scalar_nr(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
+                    float* c, std::ptrdiff_t ldc, Clamp clamp, int panel_width) {
+  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * panel_width;
+  float acc[kMaxPanelWidth];
+  for (int j0 = 0; j0 < n; j0 += panel_width) {
+    const float* panel = packed + (j0 / panel_width) * panel_stride;
+    const int nr = std::min(panel_width, n - j0);
     for (int i = 0; i < m; ++i) {
-      float acc[kScalarNR];
-      for (int j = 0; j < kScalarNR; ++j) acc[j] = panel[j];
+      for (int j = 0; j < nr; ++j) acc[j] = panel[j];
       const float* ar = a + i * lda;
-      const float* bp = panel + kScalarNR;
-      for (int p = 0; p < k; ++p, bp += kScalarNR) {
+      const float* bp = panel + panel_width;
+      for (int p = 0; p < k; ++p, bp += panel_width) {
         const float x = ar[p];
-        for (int j = 0; j < kScalarNR; ++j) acc[j] += x * bp[j];
+        for (int j = 0; j < nr; ++j) acc[j] += x * bp[j];
       }
       float* cr = c + i * ldc + j0;
       for (int j = 0; j < nr; ++j) cr[j] = clamp_value(acc[j], clamp);
     }
   }
 }
+
+namespace {
+
+constexpr int kScalarNR = 8;
+
+void gemm_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
+                 float* c, std::ptrdiff_t ldc, Clamp clamp) {
+  gemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, clamp, kScalarNR);
+}
+
+}  // namespace
 
 void global_avg_pool_scalar(const float* in, int hw, int channels, float* out) {
   // Accumulate in double: large user-supplied images have many pixels to average.
@@ -109,8 +121,6 @@ void softmax_scalar(const float* in, int n, float* out) {
   const float inv = static_cast<float>(1.0 / sum);
   for (int i = 0; i < n; ++i) out[i] *= inv;
 }
-
-}  // namespace
 
 const KernelTable& scalar_kernels() {
   static const KernelTable table = {

@@ -1,0 +1,57 @@
+// Declarations of every kernel, for the per-ISA tables, the C++ tests and the benchmarks.
+//
+// Rule for the ISA translation units (compiled with -mavx2 / -mavx512f ...): use no inline
+// function or template shared with other translation units (std::min, std::vector, ...). The
+// linker keeps one copy of such functions, and it could be the AVX-512 one, called from the
+// scalar path on a CPU without AVX-512. Write small static helpers or intrinsics instead.
+#pragma once
+
+#include "mobilenet_fast/kernels.h"
+
+namespace mbf {
+
+// Widest GEMM panel any table packs for.
+constexpr int kMaxPanelWidth = 64;
+
+// ---- scalar (portable; the reference of the C++ tests)
+void dwconv3x3_scalar(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                      float* output, int row_begin, int row_end, Clamp clamp);
+void conv3x3_stem_scalar(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                         float* output, int row_begin, int row_end, Clamp clamp);
+// The scalar GEMM for any panel width (the scalar table uses 8).
+void gemm_scalar_nr(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
+                    float* c, std::ptrdiff_t ldc, Clamp clamp, int panel_width);
+void global_avg_pool_scalar(const float* input, int hw, int channels, float* output);
+void softmax_scalar(const float* input, int n, float* output);
+
+#if defined(MBF_HAVE_X86_KERNELS)
+// ---- AVX2 + FMA (kernels/avx2/)
+void dwconv3x3_s1_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                       float* output, int row_begin, int row_end, Clamp clamp);
+void dwconv3x3_s2_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                       float* output, int row_begin, int row_end, Clamp clamp);
+void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                       float* output, int row_begin, int row_end, Clamp clamp);
+void global_avg_pool_avx2(const float* input, int hw, int channels, float* output);
+constexpr int kGemmMrAvx2 = 6;
+constexpr int kGemmNrAvx2 = 16;
+void gemm_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+               std::ptrdiff_t ldc, Clamp clamp);
+const KernelTable& avx2_kernels();
+
+// ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
+void dwconv3x3_s1_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                         float* output, int row_begin, int row_end, Clamp clamp);
+void dwconv3x3_s2_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                         float* output, int row_begin, int row_end, Clamp clamp);
+void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                         float* output, int row_begin, int row_end, Clamp clamp);
+void global_avg_pool_avx512(const float* input, int hw, int channels, float* output);
+constexpr int kGemmMrAvx512 = 7;
+constexpr int kGemmNrAvx512 = 32;
+void gemm_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                 std::ptrdiff_t ldc, Clamp clamp);
+const KernelTable& avx512_kernels();
+#endif
+
+}  // namespace mbf
