@@ -187,3 +187,29 @@ def test_image_modes_are_converted(default_weights, tmp_path):
 def test_bad_isa_request_is_a_clear_error(default_weights):
     with pytest.raises(InputError, match="unknown"):
         mf.Model(default_weights, isa="mmx")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_environment_variable_forces_the_path(isa):
+    """MOBILENET_FAST_ISA picks the kernel table of a whole process, as a user would set it."""
+    import subprocess
+    import sys
+
+    code = ("import mobilenet_fast as mf; m = mf.load(); "
+            "print(m.isa, mf.cpu_info()['selected_isa'], m.classify(%r, top=1)[0].label)"
+            % os.path.join(EXAMPLES, "coffee.png"))
+    env = dict(os.environ, MOBILENET_FAST_ISA=isa)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [isa, isa, "espresso"]
+
+
+def test_environment_variable_naming_a_missing_path_fails_clearly():
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MOBILENET_FAST_ISA="neon" if mf.cpu_info()["arch"] != "aarch64" else "avx512")
+    out = subprocess.run([sys.executable, "-c", "import mobilenet_fast as mf; mf.load()"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "InputError" in out.stderr and "MOBILENET_FAST_ISA" in out.stderr
