@@ -26,9 +26,9 @@ void softmax_scalar(const float* input, int n, float* output);
 
 #if defined(MBF_HAVE_X86_KERNELS)
 // ---- AVX2 + FMA (kernels/avx2/)
-void dwconv3x3_s1_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+void dwconv3x3_s1_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                        float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+void dwconv3x3_s2_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                        float* output, int row_begin, int row_end, Clamp clamp);
 void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                        float* output, int row_begin, int row_end, Clamp clamp);
@@ -40,9 +40,9 @@ void gemm_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const fl
 const KernelTable& avx2_kernels();
 
 // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
-void dwconv3x3_s1_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+void dwconv3x3_s1_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                          float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+void dwconv3x3_s2_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                          float* output, int row_begin, int row_end, Clamp clamp);
 void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                          float* output, int row_begin, int row_end, Clamp clamp);
