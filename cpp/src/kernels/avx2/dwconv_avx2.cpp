@@ -105,15 +105,25 @@ MBF_INLINE void dw_block(const float* const row[3], bool has_top, bool has_botto
   __m256 acc[P];
   const __m256 b = load<kMasked>(bias, m);
   for (int p = 0; p < P; ++p) acc[p] = b;
+  // Inputs are streamed through three registers (8 accumulators + 3 weights + 3 inputs fit the 16
+  // ymm registers; keeping a whole kernel row of inputs live would spill).
   auto one_row = [&](const float* x, int kh) MBF_LAMBDA_INLINE {
     opaque(x);
-    __m256 xv[kInputs];
-    xv[0] = _mm256_maskload_ps(x + first, m_first);
-    for (int q = 1; q < kInputs - 1; ++q) xv[q] = load<kMasked>(x + x0 + q * C, m);
-    xv[kInputs - 1] = _mm256_maskload_ps(x + last, m_last);
-    for (int k = 0; k < 3; ++k) {
-      const __m256 wk = load<kMasked>(w + (3 * kh + k) * C, m);
-      for (int p = 0; p < P; ++p) acc[p] = _mm256_fmadd_ps(xv[p * S + k], wk, acc[p]);
+    const __m256 w0 = load<kMasked>(w + (3 * kh) * C, m);
+    const __m256 w1 = load<kMasked>(w + (3 * kh + 1) * C, m);
+    const __m256 w2 = load<kMasked>(w + (3 * kh + 2) * C, m);
+    auto input = [&](int q) MBF_LAMBDA_INLINE {
+      if (q == 0) return _mm256_maskload_ps(x + first, m_first);
+      if (q == kInputs - 1) return _mm256_maskload_ps(x + last, m_last);
+      return load<kMasked>(x + x0 + q * C, m);
+    };
+    __m256 a = input(0);
+    for (int p = 0; p < P; ++p) {
+      const __m256 b = input(p * S + 1), c = input(p * S + 2);
+      acc[p] = _mm256_fmadd_ps(a, w0, acc[p]);
+      acc[p] = _mm256_fmadd_ps(b, w1, acc[p]);
+      acc[p] = _mm256_fmadd_ps(c, w2, acc[p]);
+      a = S == 1 ? b : c;
     }
   };
   if (has_top) one_row(row[0], 0);
@@ -127,8 +137,12 @@ MBF_INLINE void dw_block(const float* const row[3], bool has_top, bool has_botto
 template <class F>
 MBF_INLINE void for_dw_blocks(int begin, int end, F&& f) {
   int x = begin;
-  for (; x + 4 <= end; x += 4) f(Count<4>{}, x);
+  for (; x + 8 <= end; x += 8) f(Count<8>{}, x);
   switch (end - x) {
+    case 7: f(Count<7>{}, x); break;
+    case 6: f(Count<6>{}, x); break;
+    case 5: f(Count<5>{}, x); break;
+    case 4: f(Count<4>{}, x); break;
     case 3: f(Count<3>{}, x); break;
     case 2: f(Count<2>{}, x); break;
     case 1: f(Count<1>{}, x); break;
