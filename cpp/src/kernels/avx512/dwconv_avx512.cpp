@@ -1,13 +1,15 @@
 // AVX-512 depthwise 3x3 (stride 1 and 2), the 3x3 stem convolution and global average pooling.
 //
-// Depthwise: for one output row and one block of 16 channels, the 9 tap weights, the bias and the
-// clamp bounds stay in zmm registers while the row is swept in blocks of 8 output pixels (8
-// accumulators). With stride 1 each input vector of a kernel row is loaded once and feeds the up
-// to 3 output pixels that use it. Padding never reaches the inner loop: the (at most one) left and
-// right border columns go through a per-pixel path that skips the taps outside the image, the
-// interior columns through the blocked path, and a missing top or bottom kernel row is skipped
-// once per block. A channel count that is not a multiple of 16 ends with one masked block (masked
-// loads never touch memory past the image).
+// Depthwise: channels in blocks of 16 (one zmm), output pixels in blocks of up to 8 (8
+// accumulators); the inputs of a kernel row are loaded once per block and feed every tap that
+// uses them. Loop order: channel tiles of 128, vertical strips of output columns sized so that
+// three input rows of a strip stay in L1, the output rows of the requested range, the pixel
+// blocks of the strip, the channel blocks of the tile. Padding costs no branch per pixel: an
+// input column in the padding is a load with an all-zero mask (no memory access, zeros), and a
+// kernel row in the padding is skipped once per block. Bias and clamp are applied in registers
+// before the single store of each output vector. Channel counts that are not a multiple of 16
+// end with a masked block; when C is a multiple of 16, a narrower first block makes every other
+// block's loads 64-byte aligned (unaligned 64-byte loads always cross a cache line).
 //
 // No inline function or template shared with other translation units may be used here (see
 // kernels_internal.h): everything below is intrinsics and helpers with internal linkage.
