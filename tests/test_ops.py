@@ -97,7 +97,7 @@ def _at_offset(a: np.ndarray, offset: int) -> np.ndarray:
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("c", [16, 64, 80, 128, 17])
+@pytest.mark.parametrize("c", [16, 64, 80, 128, 144, 17])
 def test_dwconv3x3_any_alignment(isa, stride, c):
     """Inputs and weights at every float offset from a 64-byte boundary (the kernels may align
     their channel blocks to the input, so each offset takes a different channel split)."""

@@ -152,10 +152,11 @@ MBF_INLINE void for_dw_blocks(int begin, int end, F&& f) {
 
 // Channels [0, head) form a first, narrower block when that makes every other block's loads
 // 32-byte aligned (so none crosses a cache line): possible when all pixels share the input's
-// alignment (C % 8 == 0), worth it when there are enough full blocks.
+// alignment (C % 8 == 0). Measured worth it from C = 128; below, the extra masked block costs
+// more than the split loads it saves.
 int aligned_head(const float* in, int C) {
   const auto a = reinterpret_cast<std::uintptr_t>(in);
-  if (C % kLanes != 0 || C < 8 * kLanes || a % sizeof(float) != 0) return 0;
+  if (C % kLanes != 0 || C < 16 * kLanes || a % sizeof(float) != 0) return 0;
   return static_cast<int>((32 - a % 32) % 32 / sizeof(float));
 }
 
