@@ -117,13 +117,17 @@ MBF_INLINE void dw_block(const float* const row[3], bool has_top, bool has_botto
       if (q == kInputs - 1) return _mm256_maskload_ps(x + last, m_last);
       return load<kMasked>(x + x0 + q * C, m);
     };
-    __m256 a = input(0);
+    // Each input is loaded once: with stride 1 the window slides by one (a, b <- b, c), with
+    // stride 2 by two (a <- c).
+    __m256 a = input(0), b = S == 1 ? input(1) : a;
     for (int p = 0; p < P; ++p) {
-      const __m256 b = input(p * S + 1), c = input(p * S + 2);
+      if (S == 2) b = input(2 * p + 1);
+      const __m256 c = input(p * S + 2);
       acc[p] = _mm256_fmadd_ps(a, w0, acc[p]);
       acc[p] = _mm256_fmadd_ps(b, w1, acc[p]);
       acc[p] = _mm256_fmadd_ps(c, w2, acc[p]);
       a = S == 1 ? b : c;
+      b = c;
     }
   };
   if (has_top) one_row(row[0], 0);
@@ -132,8 +136,8 @@ MBF_INLINE void dw_block(const float* const row[3], bool has_top, bool has_botto
   for (int p = 0; p < P; ++p) store<kMasked>(o + p * C, clamp(acc[p], lo, hi), m);
 }
 
-// Calls f(Count<P>{}, first) for blocks of 4 pixels covering [begin, end), then one block of the
-// remaining 1..3. (4 accumulators and the 6 or 9 inputs of a kernel row fill the 16 registers.)
+// Calls f(Count<P>{}, first) for blocks of 8 pixels covering [begin, end), then one block of the
+// remaining 1..7.
 template <class F>
 MBF_INLINE void for_dw_blocks(int begin, int end, F&& f) {
   int x = begin;
