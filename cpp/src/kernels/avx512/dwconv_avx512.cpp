@@ -104,7 +104,8 @@ Columns interior_columns(int in_w, int out_w, int stride, int pad_left) {
 // padding. Those inputs (the first / last of the block's input run, never any other, since only
 // the outermost columns of a row can touch the padding) are loaded with an all-zero mask, which
 // reads no memory and yields zeros; the mask is also the only change, so the block's code is the
-// same for border and interior pixels. The inputs of a kernel row are loaded once and reused by
+// same for border and interior pixels. (A padding tap thus adds 0 * w, which is exactly nothing
+// for any finite weight; only an infinite or NaN weight would differ from skipping the tap.) The inputs of a kernel row are loaded once and reused by
 // every tap and pixel of the block, and the taps are applied tap-major so that consecutive FMAs go
 // to different accumulators.
 template <int S, int P, bool kMasked>
