@@ -26,12 +26,15 @@ void softmax_scalar(const float* input, int n, float* output);
 
 #if defined(MBF_HAVE_X86_KERNELS)
 // ---- AVX2 + FMA (kernels/avx2/)
-void dwconv3x3_s1_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                       float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                       float* output, int row_begin, int row_end, Clamp clamp);
+// Depthwise 3x3, stride 1 / 2, channels in 8-lane vectors (any C: the last block is masked).
+void dwconv3x3_s1_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                          float* output, int row_begin, int row_end, Clamp clamp);
+void dwconv3x3_s2_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                          float* output, int row_begin, int row_end, Clamp clamp);
+// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in 8-lane vectors).
 void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                        float* output, int row_begin, int row_end, Clamp clamp);
+// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
 void global_avg_pool_avx2(const float* input, int hw, int channels, float* output);
 constexpr int kGemmMrAvx2 = 6;
 constexpr int kGemmNrAvx2 = 16;
@@ -40,12 +43,15 @@ void gemm_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const fl
 const KernelTable& avx2_kernels();
 
 // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
-void dwconv3x3_s1_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                         float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                         float* output, int row_begin, int row_end, Clamp clamp);
+// Depthwise 3x3, stride 1 / 2, channels in 16-lane vectors (any C: the last block is masked).
+void dwconv3x3_s1_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights,
+                             const float* bias, float* output, int row_begin, int row_end, Clamp clamp);
+void dwconv3x3_s2_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights,
+                             const float* bias, float* output, int row_begin, int row_end, Clamp clamp);
+// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in 16-lane vectors).
 void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                          float* output, int row_begin, int row_end, Clamp clamp);
+// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
 void global_avg_pool_avx512(const float* input, int hw, int channels, float* output);
 constexpr int kGemmMrAvx512 = 7;
 constexpr int kGemmNrAvx512 = 32;

@@ -6,8 +6,8 @@ namespace mbf {
 const KernelTable& avx2_kernels() {
   static const KernelTable table = {
       "avx2",
-      dwconv3x3_s1_avx2,
-      dwconv3x3_s2_avx2,
+      dwconv3x3_s1_avx2_8c,
+      dwconv3x3_s2_avx2_8c,
       conv3x3_stem_avx2,
       gemm_avx2,
       kGemmMrAvx2,

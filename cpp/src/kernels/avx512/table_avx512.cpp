@@ -6,8 +6,8 @@ namespace mbf {
 const KernelTable& avx512_kernels() {
   static const KernelTable table = {
       "avx512",
-      dwconv3x3_s1_avx512,
-      dwconv3x3_s2_avx512,
+      dwconv3x3_s1_avx512_16c,
+      dwconv3x3_s2_avx512_16c,
       conv3x3_stem_avx512,
       gemm_avx512,
       kGemmMrAvx512,
