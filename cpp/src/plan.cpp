@@ -73,7 +73,7 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels)
     expect_size(b.pw_weights, static_cast<std::size_t>(c) * b.out_channels, name + " pointwise weights");
     expect_size(b.pw_bias, b.out_channels, name + " pointwise bias");
     L.pw_out = b.out_channels;
-    L.pw_packed.resize(packed_gemm_size(c, b.out_channels, kernels_.gemm_nr));
+    L.pw_packed.reset(packed_gemm_size(c, b.out_channels, kernels_.gemm_nr));
     pack_gemm_weights(c, b.out_channels, kernels_.gemm_nr, b.pw_weights.data(), b.pw_bias.data(),
                       L.pw_packed.data());
     largest = std::max(largest, pixels(L.dw) * c);
@@ -88,12 +88,12 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels)
   if (num_classes_ > 0) {
     expect_size(spec.fc_weights, static_cast<std::size_t>(c) * num_classes_, "classifier weights");
     expect_size(spec.fc_bias, num_classes_, "classifier bias");
-    fc_packed_.resize(packed_gemm_size(c, num_classes_, kernels_.gemm_nr));
+    fc_packed_.reset(packed_gemm_size(c, num_classes_, kernels_.gemm_nr));
     pack_gemm_weights(c, num_classes_, kernels_.gemm_nr, spec.fc_weights.data(),
                       spec.fc_bias.data(), fc_packed_.data());
   }
-  half_ = largest;
-  arena_.assign(2 * half_, 0.0f);
+  half_ = round_up_to_line(largest);
+  arena_.reset(2 * half_);
   pooled_.assign(static_cast<std::size_t>(c), 0.0f);
 }
 

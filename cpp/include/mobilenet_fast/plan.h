@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "mobilenet_fast/aligned_buffer.h"
 #include "mobilenet_fast/kernels.h"
 
 namespace mbf {
@@ -58,15 +59,15 @@ class Plan {
     bool dw_stride2;
     std::vector<float> dw_weights, dw_bias;
     int pw_out;
-    std::vector<float> pw_packed;
+    AlignedBuffer pw_packed;
   };
   const KernelTable& kernels_;
   int in_h_, in_w_, num_classes_, feature_channels_;
   Conv2dGeom stem_;
   std::vector<float> stem_weights_, stem_bias_;
   std::vector<Layer> layers_;
-  std::vector<float> fc_packed_;
-  std::vector<float> arena_;  // two ping-pong activation buffers
+  AlignedBuffer fc_packed_;
+  AlignedBuffer arena_;  // two ping-pong activation buffers, each starting on a cache line
   std::size_t half_ = 0;
   std::vector<float> pooled_;
   std::mutex mutex_;
