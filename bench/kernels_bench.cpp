@@ -166,7 +166,7 @@ void bench_gemm(benchmark::State& st, NetLayer L, Isa isa) {
     t.gemm(m, n, k, a.data(), k, packed.data(), c.data(), n, clamp);
     benchmark::DoNotOptimize(c.data());
   });
-  st.SetLabel(shape_label(L) + " mr" + std::to_string(t.gemm_mr) + " nr" + std::to_string(t.gemm_nr));
+  st.SetLabel(shape_label(L));
 }
 
 void bench_avgpool(benchmark::State& st, NetLayer L, Isa isa) {
@@ -273,10 +273,13 @@ int main(int argc, char** argv) {
     std::string how;
     const double peak = peak_gflops(name, how);
     isas.push_back({name, &mbf::select_kernels(name), peak});
-    std::fprintf(stderr, "  %-7s %8.1f GFLOP/s  (%s)\n", name.c_str(), peak, how.c_str());
+    const mbf::KernelTable& t = *isas.back().table;
+    std::fprintf(stderr, "  %-7s %8.1f GFLOP/s  (%s; GEMM tile %dx%d)\n", name.c_str(), peak, how.c_str(), t.gemm_mr,
+                 t.gemm_nr);
     char value[64];
     std::snprintf(value, sizeof value, "%.2f", peak);
     benchmark::AddCustomContext("peak_gflops_" + name, value);
+    benchmark::AddCustomContext("gemm_tile_" + name, std::to_string(t.gemm_mr) + "x" + std::to_string(t.gemm_nr));
   }
   std::fprintf(stderr, "shapes: %s (%zu layers)\n", shapes_path.c_str(), layers.size());
   benchmark::AddCustomContext("shapes", shapes_path);
