@@ -1,4 +1,5 @@
 // The dispatch table: names, consistency of compiled/supported lists, forced and bad requests.
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>

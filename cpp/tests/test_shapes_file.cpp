@@ -2,6 +2,7 @@
 // architecture) lists exactly the layers the C++ derivation in net_layers.h produces, so the
 // benchmarks, the C++ tests and the Python package agree on every MobileNetV1 shape.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "net_layers.h"
