@@ -1,0 +1,322 @@
+// Microbenchmarks of every kernel of every ISA this CPU supports, on every layer of a shapes file
+// (bench/shapes/*.txt, written by bench/make_shapes.py), and of the whole Plan built from it.
+//
+//   mbf_kernels_bench [--shapes=FILE] [benchmark flags, e.g. --benchmark_filter=blocks\.1\.]
+//
+// The shapes file defaults to MBF_BENCH_SHAPES, else the 1.0/224 file of the source tree.
+// Counters: GFLOP/s (2 x multiply-adds per second of wall-clock time; avgpool: adds per second)
+// and %peak = GFLOP/s / the multiply-add peak of that ISA on one core, measured at startup.
+// Benchmark names: <layer>/<kernel>/<isa>, e.g. blocks.1.dw/dwconv3x3_s2/avx512, and
+// plan/<shapes file>/<isa> for the whole network.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fma_peak.h"
+#include "mobilenet_fast/dispatch.h"
+#include "mobilenet_fast/plan.h"
+#include "net_layers.h"
+
+namespace {
+
+using mbf_support::NetLayer;
+
+constexpr mbf::Clamp kRelu6{0.0f, 6.0f};
+constexpr mbf::Clamp kLinear{-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
+
+struct Isa {
+  std::string name;
+  const mbf::KernelTable* table;
+  double peak_gflops;  // 0: unknown
+};
+
+// ---- the peak of each ISA
+
+using ChainsFn = float (*)(long long, float, float);
+
+// Best of several timed runs of a chain loop long enough (>= 20 ms) to hide the timer.
+double measure_gflops(ChainsFn fn, double flops_per_round) {
+  volatile float mul = 0.999999f, add = 1e-6f, sink = 0.0f;
+  using clock = std::chrono::steady_clock;
+  auto seconds = [&](long long rounds) {
+    const auto t0 = clock::now();
+    sink = sink + fn(rounds, mul, add);
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  long long rounds = 1 << 14;
+  while (seconds(rounds) < 0.02) rounds *= 2;
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) best = std::max(best, flops_per_round * rounds / seconds(rounds));
+  return best * 1e-9;
+}
+
+double peak_gflops(const std::string& isa, std::string& how) {
+  if (isa == "scalar") {
+    how = std::to_string(mbf_bench::kScalarChains) + " scalar mul+add chains";
+    return measure_gflops(mbf_bench::madd_chains_scalar, 2.0 * mbf_bench::kScalarChains);
+  }
+#if defined(MBF_BENCH_X86)
+  // Only called for ISAs in supported_isas(), i.e. ones the CPU has.
+  if (isa == "avx2") {
+    how = std::to_string(mbf_bench::kAvx2Chains) + " _mm256_fmadd_ps chains";
+    return measure_gflops(mbf_bench::fma_chains_avx2, 2.0 * 8 * mbf_bench::kAvx2Chains);
+  }
+  if (isa == "avx512") {
+    how = std::to_string(mbf_bench::kAvx512Chains) + " _mm512_fmadd_ps chains";
+    return measure_gflops(mbf_bench::fma_chains_avx512, 2.0 * 16 * mbf_bench::kAvx512Chains);
+  }
+#endif
+  how = "no peak loop for this ISA";
+  return 0.0;
+}
+
+// ---- helpers
+
+std::vector<float> random_floats(std::size_t n, float lo, float hi, std::uint32_t seed) {
+  std::vector<float> v(n);
+  std::uint32_t s = seed * 2654435761u + 1u;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = lo + (hi - lo) * static_cast<float>(s >> 8) * (1.0f / 16777216.0f);
+  }
+  return v;
+}
+
+mbf::Conv2dGeom geometry(const NetLayer& L) {
+  mbf::Conv2dGeom g;
+  g.in_h = L.in_h;
+  g.in_w = L.in_w;
+  g.in_channels = L.in_channels;
+  g.out_channels = L.kind == "dwconv3x3" ? L.in_channels : L.out_channels;
+  g.stride = L.stride;
+  g.pad_top = L.pads[0];
+  g.pad_left = L.pads[1];
+  g.pad_bottom = L.pads[2];
+  g.pad_right = L.pads[3];
+  mbf::complete_geometry(g);
+  return g;
+}
+
+// Runs the timed loop and sets GFLOP/s and %peak from its own wall-clock time (plain values, so
+// they print without the "/s" suffix benchmark adds to rate counters).
+template <class Body>
+void timed_loop(benchmark::State& st, double flops, double peak, Body&& body) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  for (auto _ : st) {
+    body();
+    benchmark::ClobberMemory();
+  }
+  const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+  if (secs <= 0.0 || st.iterations() == 0) return;
+  const double gflops = flops * static_cast<double>(st.iterations()) / secs * 1e-9;
+  st.counters["GFLOP/s"] = gflops;
+  if (peak > 0) st.counters["%peak"] = 100.0 * gflops / peak;
+}
+
+std::string shape_label(const NetLayer& L) {
+  std::string s = std::to_string(L.in_h) + "x" + std::to_string(L.in_w) + "x" + std::to_string(L.in_channels) +
+                  "->" + std::to_string(L.out_channels);
+  if (L.kind == "conv3x3" || L.kind == "dwconv3x3") s += " s" + std::to_string(L.stride);
+  return s;
+}
+
+// ---- one benchmark per (layer, ISA)
+
+void bench_conv3x3(benchmark::State& st, NetLayer L, Isa isa) {
+  const mbf::Conv2dGeom g = geometry(L);
+  const bool dw = L.kind == "dwconv3x3";
+  const mbf::KernelTable& t = *isa.table;
+  const mbf::dwconv3x3_fn fn = !dw ? t.conv3x3_stem : (g.stride == 2 ? t.dwconv3x3_s2 : t.dwconv3x3_s1);
+  const int wco = dw ? 1 : g.out_channels;
+  const auto in = random_floats(static_cast<std::size_t>(g.in_h) * g.in_w * g.in_channels, 0.0f, 6.0f, 1);
+  const auto w = random_floats(static_cast<std::size_t>(9) * g.in_channels * wco, -0.5f, 0.5f, 2);
+  const auto b = random_floats(g.out_channels, -0.1f, 0.1f, 3);
+  std::vector<float> out(static_cast<std::size_t>(g.out_h) * g.out_w * g.out_channels);
+  timed_loop(st, 2.0 * L.macs(), isa.peak_gflops, [&] {
+    fn(g, in.data(), w.data(), b.data(), out.data(), 0, g.out_h, kRelu6);
+    benchmark::DoNotOptimize(out.data());
+  });
+  st.SetLabel(shape_label(L));
+}
+
+// Pointwise conv (M = H*W) and the classifier (M = 1): weights packed before the timed loop.
+void bench_gemm(benchmark::State& st, NetLayer L, Isa isa) {
+  const mbf::KernelTable& t = *isa.table;
+  const int m = L.kind == "dense" ? 1 : L.in_h * L.in_w, k = L.in_channels, n = L.out_channels;
+  const mbf::Clamp clamp = L.kind == "dense" ? kLinear : kRelu6;
+  const auto a = random_floats(static_cast<std::size_t>(m) * k, 0.0f, 6.0f, 4);
+  const auto b = random_floats(static_cast<std::size_t>(k) * n, -0.1f, 0.1f, 5);
+  const auto bias = random_floats(n, -0.1f, 0.1f, 6);
+  std::vector<float> packed(mbf::packed_gemm_size(k, n, t.gemm_nr));
+  mbf::pack_gemm_weights(k, n, t.gemm_nr, b.data(), bias.data(), packed.data());
+  std::vector<float> c(static_cast<std::size_t>(m) * n);
+  timed_loop(st, 2.0 * L.macs(), isa.peak_gflops, [&] {
+    t.gemm(m, n, k, a.data(), k, packed.data(), c.data(), n, clamp);
+    benchmark::DoNotOptimize(c.data());
+  });
+  st.SetLabel(shape_label(L));
+}
+
+void bench_avgpool(benchmark::State& st, NetLayer L, Isa isa) {
+  const int hw = L.in_h * L.in_w, c = L.in_channels;
+  const auto in = random_floats(static_cast<std::size_t>(hw) * c, 0.0f, 6.0f, 7);
+  std::vector<float> out(c);
+  // One add per input value.
+  timed_loop(st, static_cast<double>(hw) * c, isa.peak_gflops, [&] {
+    isa.table->global_avg_pool(in.data(), hw, c, out.data());
+    benchmark::DoNotOptimize(out.data());
+  });
+  st.SetLabel(shape_label(L));
+}
+
+// A Plan needs a whole network: stem, (dw, pw) pairs, avgpool, optional dense.
+bool is_network(const std::vector<NetLayer>& v) {
+  if (v.size() < 4 || v[0].kind != "conv3x3" || v[0].in_channels != 3) return false;
+  std::size_t i = 1;
+  for (; i + 1 < v.size() && v[i].kind == "dwconv3x3"; i += 2)
+    if (v[i + 1].kind != "pwconv") return false;
+  if (i == 1 || i >= v.size() || v[i].kind != "avgpool") return false;
+  return i + 1 == v.size() || (i + 2 == v.size() && v[i + 1].kind == "dense");
+}
+
+mbf::PlanSpec random_spec(const std::vector<NetLayer>& v) {
+  mbf::PlanSpec s;
+  const NetLayer& stem = v[0];
+  s.in_h = stem.in_h;
+  s.in_w = stem.in_w;
+  s.stem_stride = stem.stride;
+  s.stem_pads = {stem.pads[0], stem.pads[1], stem.pads[2], stem.pads[3]};
+  s.stem_channels = stem.out_channels;
+  s.stem_weights = random_floats(27u * stem.out_channels, -0.27f, 0.27f, 10);
+  s.stem_bias = random_floats(stem.out_channels, -0.1f, 0.1f, 11);
+  std::uint32_t seed = 12;
+  for (std::size_t i = 1; v[i].kind == "dwconv3x3"; i += 2) {
+    mbf::PlanBlockSpec b;
+    b.stride = v[i].stride;
+    b.pads = {v[i].pads[0], v[i].pads[1], v[i].pads[2], v[i].pads[3]};
+    b.out_channels = v[i + 1].out_channels;
+    const int c = v[i].in_channels;
+    const float pw = std::sqrt(6.0f / c);
+    b.dw_weights = random_floats(9u * c, -0.8f, 0.8f, seed++);
+    b.dw_bias = random_floats(c, -0.1f, 0.1f, seed++);
+    b.pw_weights = random_floats(static_cast<std::size_t>(c) * b.out_channels, -pw, pw, seed++);
+    b.pw_bias = random_floats(b.out_channels, -0.1f, 0.1f, seed++);
+    s.blocks.push_back(std::move(b));
+  }
+  if (v.back().kind == "dense") {
+    const NetLayer& d = v.back();
+    const float fw = std::sqrt(3.0f / d.in_channels);
+    s.num_classes = d.out_channels;
+    s.fc_weights = random_floats(static_cast<std::size_t>(d.in_channels) * d.out_channels, -fw, fw, seed++);
+    s.fc_bias = random_floats(d.out_channels, -0.1f, 0.1f, seed++);
+  }
+  return s;
+}
+
+void bench_plan(benchmark::State& st, std::shared_ptr<const mbf::PlanSpec> spec, double flops, Isa isa) {
+  mbf::Plan plan(*spec, *isa.table);
+  const auto image = random_floats(static_cast<std::size_t>(spec->in_h) * spec->in_w * 3, -1.0f, 1.0f, 20);
+  std::vector<float> out(plan.num_classes() ? plan.num_classes() : plan.feature_channels());
+  timed_loop(st, flops, isa.peak_gflops, [&] {
+    plan.run(image.data(), 1, out.data(), false);
+    benchmark::DoNotOptimize(out.data());
+  });
+  st.SetLabel(std::to_string(spec->in_h) + "x" + std::to_string(spec->in_w) + ", batch 1, 1 thread");
+}
+
+std::string file_stem(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  return base.substr(0, base.rfind('.'));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shapes_path = MBF_BENCH_DEFAULT_SHAPES;
+  if (const char* env = std::getenv("MBF_BENCH_SHAPES"); env && *env) shapes_path = env;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::strncmp(argv[i], "--shapes=", 9) == 0)
+      shapes_path = argv[i] + 9;
+    else
+      args.push_back(argv[i]);
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+
+  std::vector<NetLayer> layers;
+  try {
+    layers = mbf_support::read_shapes_file(shapes_path);
+    for (const NetLayer& L : layers)
+      if (L.kind == "conv3x3" || L.kind == "dwconv3x3") geometry(L);  // throws on an impossible layer
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mbf_kernels_bench: %s\n", e.what());
+    return 1;
+  }
+
+  std::vector<Isa> isas;
+  std::fprintf(stderr, "FMA peak of one core, measured by %s:\n", argv[0]);
+  for (const std::string& name : mbf::supported_isas()) {
+    std::string how;
+    const double peak = peak_gflops(name, how);
+    isas.push_back({name, &mbf::select_kernels(name), peak});
+    const mbf::KernelTable& t = *isas.back().table;
+    std::fprintf(stderr, "  %-7s %8.1f GFLOP/s  (%s; GEMM tile %dx%d)\n", name.c_str(), peak, how.c_str(), t.gemm_mr,
+                 t.gemm_nr);
+    char value[64];
+    std::snprintf(value, sizeof value, "%.2f", peak);
+    benchmark::AddCustomContext("peak_gflops_" + name, value);
+    benchmark::AddCustomContext("gemm_tile_" + name, std::to_string(t.gemm_mr) + "x" + std::to_string(t.gemm_nr));
+  }
+  std::fprintf(stderr, "shapes: %s (%zu layers)\n", shapes_path.c_str(), layers.size());
+  benchmark::AddCustomContext("shapes", shapes_path);
+
+  for (const NetLayer& L : layers)
+    for (const Isa& isa : isas) {
+      std::string kernel;
+      if (L.kind == "conv3x3") kernel = "conv3x3_stem";
+      if (L.kind == "dwconv3x3") kernel = L.stride == 2 ? "dwconv3x3_s2" : "dwconv3x3_s1";
+      if (L.kind == "pwconv") kernel = "gemm";
+      if (L.kind == "dense") kernel = "gemm_dense";
+      if (L.kind == "avgpool") kernel = "global_avg_pool";
+      const std::string name = L.name + "/" + kernel + "/" + isa.name;
+      benchmark::internal::Benchmark* b = nullptr;
+      if (L.kind == "conv3x3" || L.kind == "dwconv3x3")
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_conv3x3, L, isa);
+      else if (L.kind == "pwconv" || L.kind == "dense")
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_gemm, L, isa);
+      else
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_avgpool, L, isa);
+      b->Unit(benchmark::kMicrosecond)->UseRealTime();
+    }
+
+  if (is_network(layers)) {
+    auto spec = std::make_shared<const mbf::PlanSpec>(random_spec(layers));
+    double macs = 0;
+    for (const NetLayer& L : layers) macs += static_cast<double>(L.macs());
+    for (const Isa& isa : isas)
+      benchmark::RegisterBenchmark(("plan/" + file_stem(shapes_path) + "/" + isa.name).c_str(), bench_plan, spec,
+                                   2.0 * macs, isa)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+  } else {
+    std::fprintf(stderr, "shapes file is not a whole network: no plan benchmark\n");
+  }
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
