@@ -47,10 +47,10 @@ void dwconv3x3_s2_avx512(const Conv2dGeom& g, const float* input, const float* w
 void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
                          float* output, int row_begin, int row_end, Clamp clamp);
 void global_avg_pool_avx512(const float* input, int hw, int channels, float* output);
-constexpr int kGemmMrAvx512 = 7;
+constexpr int kGemmMrAvx512 = 14;
 constexpr int kGemmNrAvx512 = 32;
-void gemm_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                 std::ptrdiff_t ldc, Clamp clamp);
+void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                       std::ptrdiff_t ldc, Clamp clamp);
 const KernelTable& avx512_kernels();
 #endif
 
