@@ -35,8 +35,8 @@ void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* wei
 void global_avg_pool_avx2(const float* input, int hw, int channels, float* output);
 constexpr int kGemmMrAvx2 = 6;
 constexpr int kGemmNrAvx2 = 16;
-void gemm_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-               std::ptrdiff_t ldc, Clamp clamp);
+void gemm_6x16_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                    std::ptrdiff_t ldc, Clamp clamp);
 const KernelTable& avx2_kernels();
 
 // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
