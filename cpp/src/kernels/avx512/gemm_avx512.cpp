@@ -7,7 +7,10 @@
 //
 // Loop nest: blocks of panels (at most kPanelBlockBytes of packed weights, so the block stays in L2)
 //   x row tiles of 14 x panels of the block. The 14 x K slice of A is reused from L1/L2 across the
-// panels of a block; the block of weights is reused from L2 across the row tiles.
+// panels of a block; the block of weights is reused from L2 across the row tiles. While a block is
+// computed, its tiles prefetch the next block into L2 in equal shares: for the 7x7 layers (only 4
+// row tiles, 2-4 MB of weights coming from L3) this smooths the weight stream instead of stalling
+// the first row tile of every block on L3 (measured +10-20% on 49x1024x1024 and 49x512x1024).
 //
 // No shared inline functions or templates from headers here (see kernels_internal.h): everything
 // below is intrinsics and templates with internal linkage.
@@ -24,14 +27,30 @@ static_assert(kNr == 32, "the AVX-512 GEMM tile is two zmm wide");
 static_assert(kMr == 14, "gemm_avx512 dispatches row remainders 1..13");
 
 // Packed weights per block of panels swept by one row tile (kept in L2).
-constexpr std::ptrdiff_t kPanelBlockBytes = 1 << 20;
+constexpr std::ptrdiff_t kPanelBlockBytes = 384 << 10;
+
+// One k step of an MR x 32 tile: two weight vectors, one broadcast per row, 2*MR FMAs.
+template <int MR>
+inline void step_mrx32(const float* a, std::ptrdiff_t lda, int p, const float* w, __m512* acc0,
+                       __m512* acc1) {
+  const __m512 b0 = _mm512_loadu_ps(w);
+  const __m512 b1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const __m512 x = _mm512_set1_ps(a[i * lda + p]);
+    acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);
+    acc1[i] = _mm512_fmadd_ps(x, b1, acc1[i]);
+  }
+}
 
 // MR rows x 32 columns: c[0..MR)[0..nc) = clamp(bias + a[0..MR)[0..k) x panel).
-// nc == 32 stores whole rows; otherwise the stores are masked by lo/hi.
+// full stores whole rows; otherwise the stores are masked by lo/hi. While it computes, the tile
+// prefetches pf_lines cache lines from pf into L2 (one per k step; pf_lines <= k), so the driver
+// can stream the next block of weights in from L3 spread over the current block's work.
 template <int MR>
-inline void tile_mrx32(int k, const float* a, std::ptrdiff_t lda, const float* panel, float* c,
-                       std::ptrdiff_t ldc, __m512 vmin, __m512 vmax, bool full, __mmask16 lo,
-                       __mmask16 hi) {
+void tile_mrx32(int k, const float* a, std::ptrdiff_t lda, const float* panel, float* c,
+                std::ptrdiff_t ldc, __m512 vmin, __m512 vmax, bool full, __mmask16 lo, __mmask16 hi,
+                const char* pf, int pf_lines) {
   __m512 acc0[MR], acc1[MR];
   const __m512 bias0 = _mm512_loadu_ps(panel);
   const __m512 bias1 = _mm512_loadu_ps(panel + 16);
@@ -41,18 +60,13 @@ inline void tile_mrx32(int k, const float* a, std::ptrdiff_t lda, const float* p
     acc1[i] = bias1;
   }
   const float* w = panel + kNr;
-#pragma GCC unroll 2
-  for (int p = 0; p < k; ++p) {
-    const __m512 b0 = _mm512_loadu_ps(w);
-    const __m512 b1 = _mm512_loadu_ps(w + 16);
-    w += kNr;
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512 x = _mm512_set1_ps(a[i * lda + p]);
-      acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(x, b1, acc1[i]);
-    }
+  int p = 0;
+  for (; p < pf_lines; ++p, w += kNr) {
+    _mm_prefetch(pf + 64 * static_cast<std::ptrdiff_t>(p), _MM_HINT_T1);
+    step_mrx32<MR>(a, lda, p, w, acc0, acc1);
   }
+#pragma GCC unroll 2
+  for (; p < k; ++p, w += kNr) step_mrx32<MR>(a, lda, p, w, acc0, acc1);
   if (full) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -69,7 +83,7 @@ inline void tile_mrx32(int k, const float* a, std::ptrdiff_t lda, const float* p
 }
 
 using tile_fn = void (*)(int, const float*, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, __m512,
-                         __m512, bool, __mmask16, __mmask16);
+                         __m512, bool, __mmask16, __mmask16, const char*, int);
 
 // Row remainders (m % 14) use the tile of exactly that height.
 const tile_fn kTiles[kMr + 1] = {
@@ -89,8 +103,17 @@ void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, 
   const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * kNr;
   std::ptrdiff_t block = kPanelBlockBytes / (panel_stride * static_cast<std::ptrdiff_t>(sizeof(float)));
   if (block < 1) block = 1;
+  const std::ptrdiff_t row_tiles = (m + kMr - 1) / kMr;
   for (int jb = 0; jb < panels; jb += static_cast<int>(block)) {
     const int je = panels - jb < block ? panels : jb + static_cast<int>(block);
+    // The next block of panels [je, jn) is prefetched into L2 in equal shares by the tiles of
+    // this block (none after the last block).
+    const int jn = panels - je < block ? panels : je + static_cast<int>(block);
+    const char* next = reinterpret_cast<const char*>(packed + je * panel_stride);
+    const std::ptrdiff_t next_lines = (jn - je) * panel_stride * static_cast<std::ptrdiff_t>(sizeof(float)) / 64;
+    const std::ptrdiff_t calls = row_tiles * (je - jb);
+    const std::ptrdiff_t share = (next_lines + calls - 1) / calls;
+    std::ptrdiff_t prefetched = 0;
     for (int i0 = 0; i0 < m; i0 += kMr) {
       const int rows = m - i0 < kMr ? m - i0 : kMr;
       const tile_fn tile = kTiles[rows];
@@ -104,7 +127,12 @@ void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, 
         const __mmask16 hi = full ? static_cast<__mmask16>(0xFFFF)
                              : cols > 16 ? static_cast<__mmask16>((1u << (cols - 16)) - 1u)
                                          : static_cast<__mmask16>(0);
-        tile(k, ai, lda, packed + j * panel_stride, ci + j * kNr, ldc, vmin, vmax, full, lo, hi);
+        std::ptrdiff_t lines = next_lines - prefetched;
+        if (lines > share) lines = share;
+        if (lines > k) lines = k;
+        tile(k, ai, lda, packed + j * panel_stride, ci + j * kNr, ldc, vmin, vmax, full, lo, hi,
+             next + 64 * prefetched, static_cast<int>(lines));
+        prefetched += lines;
       }
     }
   }
