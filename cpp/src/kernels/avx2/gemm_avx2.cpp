@@ -81,7 +81,7 @@ void tile_mrx16(int k, const float* a, std::ptrdiff_t lda, const float* panel, f
 using tile_fn = void (*)(int, const float*, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, __m256,
                          __m256, bool, __m256i, __m256i, const char*, int);
 
-// Row remainders (m % 6) use the tile of exactly that height.
+// Row remainders use the tile of exactly that height.
 const tile_fn kTiles[kMr + 1] = {
     nullptr, tile_mrx16<1>, tile_mrx16<2>, tile_mrx16<3>, tile_mrx16<4>, tile_mrx16<5>, tile_mrx16<6>,
 };
@@ -111,9 +111,9 @@ void gemm_6x16_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, con
     std::ptrdiff_t prefetched = 0;
     for (int i0 = 0, rows = 0; i0 < m; i0 += rows) {
       rows = m - i0 < kMr ? m - i0 : kMr;
-      // A remainder of 1 or 2 rows would run at the FMA latency (4 cycles per k step for 2-4
-      // FMAs); split the last 7 or 8 rows as 4+3 or 4+4 instead (8 cycles per k step, not 10).
-      if (m - i0 > kMr && m - i0 < kMr + 3) rows = (m - i0 + 1) / 2;
+      // A tile of r < 4 rows runs at the FMA latency (4 cycles per k step for 2r FMAs), so a
+      // last 7..9 rows are split evenly (4+3 .. 5+4: 8-9 cycles per k step instead of 10).
+      if (m - i0 > kMr && m - i0 < kMr + 4) rows = (m - i0 + 1) / 2;
       const tile_fn tile = kTiles[rows];
       const float* ai = a + i0 * lda;
       float* ci = c + i0 * ldc;

@@ -85,7 +85,7 @@ void tile_mrx32(int k, const float* a, std::ptrdiff_t lda, const float* panel, f
 using tile_fn = void (*)(int, const float*, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, __m512,
                          __m512, bool, __mmask16, __mmask16, const char*, int);
 
-// Row remainders (m % 14) use the tile of exactly that height.
+// Row remainders use the tile of exactly that height.
 const tile_fn kTiles[kMr + 1] = {
     nullptr,          tile_mrx32<1>,  tile_mrx32<2>,  tile_mrx32<3>,  tile_mrx32<4>,
     tile_mrx32<5>,    tile_mrx32<6>,  tile_mrx32<7>,  tile_mrx32<8>,  tile_mrx32<9>,
@@ -114,8 +114,11 @@ void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, 
     const std::ptrdiff_t calls = row_tiles * (je - jb);
     const std::ptrdiff_t share = (next_lines + calls - 1) / calls;
     std::ptrdiff_t prefetched = 0;
-    for (int i0 = 0; i0 < m; i0 += kMr) {
-      const int rows = m - i0 < kMr ? m - i0 : kMr;
+    for (int i0 = 0, rows = 0; i0 < m; i0 += rows) {
+      rows = m - i0 < kMr ? m - i0 : kMr;
+      // A tile of r < 4 rows runs at the FMA latency (4 cycles per k step for 2r FMAs), so a
+      // last 15..17 rows are split evenly (8+7 .. 9+8) rather than run as 14 + (1..3).
+      if (m - i0 > kMr && m - i0 < kMr + 4) rows = (m - i0 + 1) / 2;
       const tile_fn tile = kTiles[rows];
       const float* ai = a + i0 * lda;
       float* ci = c + i0 * ldc;
