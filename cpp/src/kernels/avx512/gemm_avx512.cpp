@@ -14,7 +14,16 @@
 //
 // No shared inline functions or templates from headers here (see kernels_internal.h): everything
 // below is intrinsics and templates with internal linkage.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_ps() (GCC
+// bug 105593, fixed in 13): silence it for the header only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #include "kernels/kernels_internal.h"
 
