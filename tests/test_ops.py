@@ -204,7 +204,12 @@ def test_conv3x3_every_output_channel_count(isa):
 
 
 GEMM_SHAPES = [(1, 1, 1), (1, 7, 5), (13, 17, 19), (49, 1024, 1024), (100, 33, 65), (3, 8, 16), (196, 512, 512),
-               (5, 1000, 3)]
+               (5, 1000, 3),
+               # (m, k, n) of MobileNetV1 1.0/224: pointwise layers and the classifier
+               (12544, 32, 64), (3136, 64, 128), (784, 128, 256), (196, 256, 512), (49, 512, 1024),
+               (1, 1024, 1001), (2, 1024, 1001),
+               # k = 1, and row/column counts just off the AVX2 (6x16) and AVX-512 (14x32) tiles
+               (29, 1, 33), (15, 3, 47), (7, 2, 65), (8, 5, 31), (27, 9, 17), (20, 64, 97)]
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -224,6 +229,23 @@ def test_gemm_and_pwconv_match_reference(isa, mkn):
     assert rel_err(ops.pwconv(x, w, b, clamp=RELU6, isa=isa), R.pwconv(x, w, b, RELU6)) < 1e-5
     x = a.reshape(m, 1, 1, k)
     assert rel_err(ops.pwconv(x, w, b, clamp=RELU6, isa=isa), R.pwconv(x, w, b, RELU6)) < 1e-5
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_gemm_every_tile_remainder(isa):
+    """Every row count m % MR and column count n % NR of the register tiles (MR <= 14, NR <= 32)."""
+    rng = np.random.default_rng(11)
+    for k in (1, 2, 19):
+        for m in range(1, 30):
+            for n in (1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 63, 64, 65):
+                a = rng.standard_normal((m, k)).astype(np.float32)
+                w = rng.standard_normal((k, n)).astype(np.float32)
+                b = rng.standard_normal(n).astype(np.float32)
+                clamp = (-1.5, 2.0) if (m + n) % 2 else None
+                got = ops.gemm(a, w, b, clamp=clamp, isa=isa)
+                want = R._apply_clamp(a.astype(np.float64) @ w + b, clamp)
+                assert got.shape == (m, n)
+                assert rel_err(got, want) < 1e-5, (m, k, n)
 
 
 @pytest.mark.parametrize("isa", ISAS)

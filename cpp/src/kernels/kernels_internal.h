@@ -38,8 +38,8 @@ void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* wei
 void global_avg_pool_avx2(const float* input, int hw, int channels, float* output);
 constexpr int kGemmMrAvx2 = 6;
 constexpr int kGemmNrAvx2 = 16;
-void gemm_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-               std::ptrdiff_t ldc, Clamp clamp);
+void gemm_6x16_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                    std::ptrdiff_t ldc, Clamp clamp);
 const KernelTable& avx2_kernels();
 
 // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
@@ -53,10 +53,10 @@ void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* w
                          float* output, int row_begin, int row_end, Clamp clamp);
 // Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
 void global_avg_pool_avx512(const float* input, int hw, int channels, float* output);
-constexpr int kGemmMrAvx512 = 7;
+constexpr int kGemmMrAvx512 = 14;
 constexpr int kGemmNrAvx512 = 32;
-void gemm_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                 std::ptrdiff_t ldc, Clamp clamp);
+void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                       std::ptrdiff_t ldc, Clamp clamp);
 const KernelTable& avx512_kernels();
 #endif
 

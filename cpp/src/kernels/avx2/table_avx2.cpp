@@ -9,7 +9,7 @@ const KernelTable& avx2_kernels() {
       dwconv3x3_s1_avx2_8c,
       dwconv3x3_s2_avx2_8c,
       conv3x3_stem_avx2,
-      gemm_avx2,
+      gemm_6x16_avx2,
       kGemmMrAvx2,
       kGemmNrAvx2,
       global_avg_pool_avx2,
