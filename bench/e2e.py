@@ -66,14 +66,6 @@ def time_runs(fn: Callable[[], object], runs: int) -> List[float]:
     return out
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def captured_stderr_fd(sink: List[str]) -> Iterator[None]:
     """Capture what C/C++ code writes to file descriptor 2 (LiteRT logs there), then echo it."""
@@ -138,7 +130,9 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
         if not os.path.isfile(args.tflite):
             raise SystemExit(f"--tflite {args.tflite}: no such file")
         return args.tflite
-    key = hashlib.sha256((sha256(weights_path) + sha256(MAKE_TFLITE)).encode()).hexdigest()[:16]
+    from mobilenet_fast.weights import file_sha256
+
+    key = hashlib.sha256((file_sha256(weights_path) + file_sha256(MAKE_TFLITE)).encode()).hexdigest()[:16]
     stem = os.path.splitext(os.path.basename(weights_path))[0]
     cached = os.path.join(CACHE_DIR, f"{stem}-{key}.tflite")
     if os.path.isfile(cached):

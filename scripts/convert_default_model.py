@@ -20,7 +20,6 @@ models/SHA256SUMS. The output is deterministic: the same input gives the same by
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from typing import List
@@ -29,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
 from mobilenet_fast.importers import import_tf_graphdef  # noqa: E402
-from mobilenet_fast.weights import load_weights, save_weights  # noqa: E402
+from mobilenet_fast.weights import file_sha256, load_weights, save_weights  # noqa: E402
 
 DEFAULT_PB = "/tmp/dl/nudity-0.2.3/nudity/files/retrained_graph.pb"
 PB_SHA256 = "3b90af536f810f5f75e9f6d431bc2e8a3c4fc2ff4f693aa0dd4ae429816f8735"
@@ -44,14 +43,6 @@ SOURCE = (
     "scripts/convert_default_model.py. Labels: background + ImageNet-1k first WordNet lemmas "
     "(timm 1.0.31 data files, Apache-2.0). See mobilenet_fast/models/NOTICE."
 )
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def update_sums(name: str, digest: str) -> None:
@@ -77,7 +68,7 @@ def main(argv: List[str]) -> int:
         print(f"error: {args.pb} not found. Get it with:\n  pip download --no-deps nudity==0.2.3 -d /tmp/dl && "
               "tar -xzf /tmp/dl/nudity-0.2.3.tar.gz -C /tmp/dl", file=sys.stderr)
         return 1
-    digest = sha256_of(args.pb)
+    digest = file_sha256(args.pb)
     if digest != PB_SHA256:
         print(f"error: {args.pb} has sha256 {digest}, expected {PB_SHA256}", file=sys.stderr)
         return 1
@@ -90,7 +81,7 @@ def main(argv: List[str]) -> int:
     load_weights(tmp)  # validates what was written
     os.replace(tmp, args.output)
 
-    out_digest = sha256_of(args.output)
+    out_digest = file_sha256(args.output)
     if os.path.abspath(args.output) == os.path.join(MODELS, OUTPUT_NAME):
         update_sums(OUTPUT_NAME, out_digest)
     print(f"{weights}\nwrote {args.output} ({os.path.getsize(args.output):,} bytes)\nsha256 {out_digest}")

@@ -22,6 +22,7 @@ and ``source`` (free text provenance).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -41,6 +42,7 @@ __all__ = [
     "expected_shapes",
     "save_weights",
     "load_weights",
+    "file_sha256",
 ]
 
 FORMAT_NAME = "mobilenet-fast"
@@ -247,6 +249,15 @@ def _canonical_header(blob: bytes) -> bytes:
     text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(os.fspath(path), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_weights(path: PathLike, weights: WeightSet) -> None:

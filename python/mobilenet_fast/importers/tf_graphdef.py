@@ -37,7 +37,6 @@ installed by ``pip install "mobilenet-fast[tf]"``; TensorFlow itself is not need
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -47,7 +46,7 @@ import numpy as np
 
 from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
-from ..weights import ModelConfig, WeightSet
+from ..weights import ModelConfig, WeightSet, file_sha256
 
 __all__ = ["import_tf_graphdef", "SCOPE", "DEFAULT_BN_EPSILON", "DEFAULT_RESOLUTION"]
 
@@ -335,14 +334,6 @@ def _find_resolution(g: _Graph, stem_conv: Any) -> Tuple[int, int]:
     return (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None,
                        source: Optional[str] = None) -> WeightSet:
     """Read a TF-slim MobileNetV1 frozen GraphDef ``.pb`` file into a :class:`WeightSet`.
@@ -468,7 +459,7 @@ def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None
         if len(labels) != num_classes:
             raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
     if source is None:
-        source = (f"TensorFlow frozen GraphDef {where} (sha256 {_file_sha256(p)}), "
+        source = (f"TensorFlow frozen GraphDef {where} (sha256 {file_sha256(p)}), "
                   f"TF-slim {prefix}* nodes, imported by mobilenet_fast.importers.tf_graphdef")
     config = ModelConfig(alpha=alpha, resolution=resolution, num_classes=num_classes, padding="tf_same",
                          bn_epsilon=bn_epsilon, input_mean=INPUT_MEAN, input_std=INPUT_STD,
