@@ -1,19 +1,41 @@
-"""End-to-end latency: mobilenet-fast against onnxruntime and TFLite (LiteRT + XNNPACK), one run.
+"""End-to-end benchmark: mobilenet-fast against onnxruntime, LiteRT+XNNPACK, OpenVINO and PyTorch.
 
-Every engine gets the same BatchNorm-folded float32 weights and the same input, and is limited to
-the same thread count:
-  - mobilenet-fast reads the .safetensors file;
-  - onnxruntime runs our ONNX export of it (all graph optimisations on);
-  - LiteRT (the `ai-edge-litert` package, XNNPACK delegate) runs a .tflite built from the same
-    .safetensors by bench/make_tflite.py under TensorFlow, which lives in its own environment.
-The max |logit difference| of each peer against us is printed as proof that the weights agree.
-The engines are interleaved over several rounds (each round: warm-up, then the timed runs of
-every engine in turn) so that a noisy neighbour hurts all alike; we report the median and the
-minimum per engine and the per-round ratio ours / peer (< 1 means we are faster).
+A matrix of configurations, threads x batch (default {1, 2} x {1, 8}). Every engine gets the same
+BatchNorm-folded float32 weights and the same input, and is limited to the same thread count:
+  - mobilenet-fast reads the .safetensors file (``mobilenet_fast.load(threads=t)`` when the
+    installed version has threads; otherwise it runs on one thread and a warning says so);
+  - onnxruntime runs our ONNX export (fixed batch, all graph optimisations on,
+    intra_op_num_threads = t, inter_op_num_threads = 1);
+  - LiteRT (``ai-edge-litert``, XNNPACK delegate, num_threads = t) runs a .tflite built from the
+    same .safetensors by bench/make_tflite.py under TensorFlow, which lives in its own environment;
+    the script checks that XNNPACK runs the whole graph;
+  - OpenVINO compiles the same ONNX export for the CPU with INFERENCE_NUM_THREADS = t,
+    PERFORMANCE_HINT = LATENCY and INFERENCE_PRECISION_HINT = f32 (its default on CPUs with
+    AVX-512 BF16 / AMX is bf16, which would not be a float32 comparison; the runtime graph's
+    precisions are checked);
+  - PyTorch (CPU) runs the network written with torch.nn.functional (conv2d, groups = C for the
+    depthwise layers, F.pad for asymmetric TF-SAME pads, clamp 0..6, mean, linear) from our folded
+    weights in channels-last layout, under torch.inference_mode(), set_num_threads(t),
+    set_num_interop_threads(1); ``--torch-mode jit`` traces, freezes and optimises it instead.
+Engines that are not installed are skipped with a message. The max |logit difference| of each
+peer against us is printed per configuration as proof that the weights agree.
 
-    python bench/e2e.py                                  # shipped 1.0/224, 1 thread, batch 1
+Isolation: every engine runs in its own worker process (its own thread pools, its own library
+settings), and only one worker computes at a time: the others wait, blocked on a pipe, so an
+idle engine's spinning pool threads cannot steal a core from the engine being timed, and
+process-global settings (torch/OpenMP thread counts, TBB arenas) cannot leak between engines.
+Within a configuration the engines take turns over several rounds (each round: warm-up, then the
+timed runs; the order rotates every round), so a noisy neighbour on a shared machine hurts all
+alike. ``--isolation process`` starts a fresh worker for every (engine, configuration, round)
+instead of one per (engine, configuration). We report median and minimum per engine, CPU time /
+wall time of the timed runs (how many cores the engine really kept busy), and the per-round
+ratio ours / peer (time; < 1 means we are faster). For our engine at batch 1 it also measures the
+Python overhead: ``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, interleaved.
+
+    python bench/e2e.py                                   # shipped 1.0/224, threads 1,2 x batch 1,8
+    python bench/e2e.py --threads 1 --batch 1             # one configuration
+    python bench/e2e.py --engines ours,onnxruntime        # a subset of the engines
     python bench/e2e.py --tf-python /path/to/tf/bin/python   # build (and cache) the .tflite
-    MOBILENET_FAST_TF_PYTHON=/path/to/tf/bin/python python bench/e2e.py
     python bench/e2e.py --tflite model.tflite --json results.json
 
 The .tflite built for a weight file is cached in bench/.cache/ (keyed by the weights' and
@@ -23,10 +45,13 @@ make_tflite.py's sha256), so later runs need no TensorFlow.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
+import gc
 import hashlib
 import importlib.metadata
+import importlib.util
 import inspect
 import json
 import os
@@ -37,7 +62,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, IO, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -46,29 +71,42 @@ CACHE_DIR = os.path.join(HERE, ".cache")
 MAKE_TFLITE = os.path.join(HERE, "make_tflite.py")
 OURS = "mobilenet-fast"
 XNNPACK_LOG_LINE = "XNNPACK delegate"  # LiteRT prints "Created TensorFlow Lite XNNPACK delegate for CPU."
+INPUT_SEED = 0
+SETTLE_S = 0.1  # pause between two engines' turns, so the previous one's pool threads stop spinning
+
+# Engine keys (for --engines) -> display name, module that must be importable, install hint.
+ENGINES: Dict[str, Tuple[str, Optional[str], str]] = {
+    "ours": (OURS, "mobilenet_fast", "pip install ."),
+    "onnxruntime": ("onnxruntime", "onnxruntime", "pip install onnxruntime"),
+    "litert": ("litert+xnnpack", "ai_edge_litert", "pip install ai-edge-litert"),
+    "litert-builtin": ("litert builtin", "ai_edge_litert", "pip install ai-edge-litert"),
+    "openvino": ("openvino", "openvino", "pip install openvino"),
+    "pytorch": ("pytorch", "torch", "pip install torch (the CPU build)"),
+}
+DEFAULT_ENGINES = ("ours", "onnxruntime", "litert", "openvino", "pytorch")
 
 
-@dataclass
-class Engine:
-    name: str
-    version: str
-    run: Callable[[], np.ndarray]
-    note: str = ""
-    times: List[List[float]] = field(default_factory=list)  # ms, one list per round
+def _load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
-def time_runs(fn: Callable[[], object], runs: int) -> List[float]:
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
+
+def config_name(threads: int, batch: int) -> str:
+    return f"{_plural(threads, 'thread')}, batch {batch}"
+
+
+# ==================================================================================================
+# Worker side: one engine, one configuration, in its own process. Commands arrive as JSON lines
+# on stdin, answers leave as JSON lines on a private copy of stdout (fd 1 itself is pointed at
+# stderr, so nothing a library prints can corrupt the protocol).
+# ==================================================================================================
 
 @contextlib.contextmanager
 def captured_stderr_fd(sink: List[str]) -> Iterator[None]:
-    """Capture what C/C++ code writes to file descriptor 2 (LiteRT logs there), then echo it."""
+    """Capture what C/C++ code writes to file descriptor 2 (LiteRT logs there)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
@@ -80,48 +118,379 @@ def captured_stderr_fd(sink: List[str]) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace")
-            sink.append(text)
-            if text:
-                sys.stderr.write(text)
-                sys.stderr.flush()
+            sink.append(tmp.read().decode("utf-8", "replace"))
 
 
-# --- engines ------------------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    """An engine ready to run on the worker's input."""
 
-def make_ours(args: argparse.Namespace, x: np.ndarray) -> Engine:
+    run: Callable[[], Any]
+    version: str
+    note: str = ""
+    info: Dict[str, Any] = field(default_factory=dict)  # engine-specific facts for the report / JSON
+    model: Any = None  # ours: the Model (for the overhead measurement)
+
+
+def worker_input(spec: Dict[str, Any]) -> np.ndarray:
+    shape = (spec["batch"], spec["height"], spec["width"], 3)
+    return np.random.default_rng(INPUT_SEED).uniform(-1, 1, shape).astype(np.float32)
+
+
+def load_ours(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     import mobilenet_fast as mf
 
-    kwargs: Dict[str, Any] = {}
-    if "threads" in inspect.signature(mf.load).parameters:
-        kwargs["threads"] = args.threads
-    elif args.threads != 1:
-        print("note: this version of mobilenet-fast has no threads option and runs on one thread; "
-              "--threads only limits the peers", file=sys.stderr)
-    model = mf.load(args.weights, **kwargs)
-    run = model.logits if model.config.num_classes else model.features  # no classifier: pooled features
-    return Engine(OURS, mf.__version__, lambda: run(x), note=f"isa={model.isa}")
+    t = spec["threads"]
+    has_threads = "threads" in inspect.signature(mf.load).parameters
+    model = mf.load(spec["weights"], threads=t) if has_threads else mf.load(spec["weights"])
+    used = int(getattr(model, "threads", 1) or 1) if has_threads else 1
+    fn = model.logits if model.config.num_classes else model.features  # no classifier: pooled features
+    note = f"isa={model.isa}" + ("" if used == t else f", {_plural(used, 'thread')}")
+    return Loaded(lambda: fn(x), mf.__version__, note,
+                  {"isa": model.isa, "threads_option": has_threads, "threads_used": used}, model)
 
 
-def make_onnxruntime(args: argparse.Namespace, x: np.ndarray, weights: Any) -> Optional[Engine]:
+def load_onnxruntime(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = spec["threads"]
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(spec["onnx"], opts, providers=["CPUExecutionProvider"])
+    output = "logits" if spec["num_classes"] else "features"
+    return Loaded(lambda: sess.run([output], {"input": x})[0], ort.__version__,
+                  "CPUExecutionProvider", {"providers": sess.get_providers()})
+
+
+def load_litert(spec: Dict[str, Any], x: np.ndarray, xnnpack: bool) -> Loaded:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    log: List[str] = []
+    with captured_stderr_fd(log):
+        interp = Interpreter(model_path=spec["tflite"], num_threads=spec["threads"],
+                             experimental_op_resolver_type=resolver)
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+        if tuple(inp["shape"][1:]) != x.shape[1:]:
+            raise RuntimeError(f"{spec['tflite']}: input shape {[int(v) for v in inp['shape']]} "
+                               f"does not fit images of {list(x.shape[1:])}")
+        if tuple(inp["shape"]) != x.shape:  # batch > 1
+            interp.resize_tensor_input(inp["index"], list(x.shape))
+        interp.allocate_tensors()
+    out_index = interp.get_output_details()[0]["index"]
+
+    def run() -> np.ndarray:
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return interp.get_tensor(out_index)
+
+    with captured_stderr_fd(log):
+        run()
+    # The delegate's proof: the log line, and one DELEGATE node taking the model's input and
+    # producing its output (so the whole network runs inside XNNPACK, nothing falls back).
+    nodes = interp._get_ops_details()
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    logged = XNNPACK_LOG_LINE in "".join(log)
+    whole = (len(delegates) == 1 and inp["index"] in delegates[0]["inputs"]
+             and out["index"] in delegates[0]["outputs"])
+    n_ops = len(nodes) - len(delegates)
+    if xnnpack:
+        if not (logged and whole):
+            raise RuntimeError(f"LiteRT did not put the whole model into XNNPACK (log line seen: {logged}, "
+                               f"DELEGATE nodes: {len(delegates)}, covers input->output: {whole})")
+        check = f"XNNPACK verified: log line seen, 1 DELEGATE node replaces all {n_ops} ops (input->output)"
+    else:
+        if delegates or logged:
+            raise RuntimeError("LiteRT applied a delegate despite BUILTIN_WITHOUT_DEFAULT_DELEGATES")
+        check = f"no delegate: {n_ops} ops on LiteRT's builtin kernels"
+    return Loaded(run, importlib.metadata.version("ai-edge-litert"), check, {"check": check})
+
+
+def load_openvino(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": spec["threads"], "PERFORMANCE_HINT": spec["openvino_hint"],
+              "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = core.compile_model(core.read_model(spec["onnx"]), "CPU", config)
+    got = {k: str(compiled.get_property(k)) for k in
+           ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
+            "ENABLE_CPU_PINNING")}
+    # What the CPU plugin really executes: every op of the runtime graph reports its precision.
+    precisions: Dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        p = rt["runtimePrecision"].astype(str) if "runtimePrecision" in rt else "?"
+        precisions[p] = precisions.get(p, 0) + 1
+    low = sorted(p for p in precisions if p in ("bf16", "f16", "u8", "i8"))
+    if low:
+        raise RuntimeError(f"OpenVINO compiled some ops to {low} despite INFERENCE_PRECISION_HINT=f32: {precisions}")
+    request = compiled.create_infer_request()
+    output = compiled.output("logits" if spec["num_classes"] else "features")
+
+    def run() -> np.ndarray:
+        return request.infer({0: x}, share_inputs=True)[output]
+
+    note = (f"{got['PERFORMANCE_HINT']}, {got['NUM_STREAMS']} stream(s), {got['INFERENCE_NUM_THREADS']} thread(s), "
+            f"f32 verified ({', '.join(f'{k} {v}' for k, v in sorted(precisions.items()))} ops)")
+    return Loaded(run, ov.__version__.split("-")[0], note, {"properties": got, "runtime_precisions": precisions})
+
+
+def build_torch_net(weights_path: str, torch_mode: str, example: Any) -> Callable[[Any], Any]:
+    """MobileNetV1 in torch.nn.functional from our BatchNorm-folded weights (channels-last)."""
+    import torch
+    import torch.nn.functional as F
+
+    import mobilenet_fast as mf
+    from mobilenet_fast.runner import folded_tensors
+
+    ws = mf.load_weight_set(weights_path)
+    folded = folded_tensors(ws)
+    cl = torch.channels_last
+    layers = []
+    for spec in ws.config.architecture():
+        if spec.kind not in ("conv3x3", "dwconv3x3", "pwconv"):
+            continue
+        w, b = folded[spec.name]
+        if spec.kind == "conv3x3":        # HWIO -> OIHW
+            weight, groups = w.transpose(3, 2, 0, 1), 1
+        elif spec.kind == "dwconv3x3":    # [3, 3, C] -> [C, 1, 3, 3], one group per channel
+            weight, groups = w.transpose(2, 0, 1)[:, None], w.shape[2]
+        else:                             # [Cin, Cout] -> [Cout, Cin, 1, 1]
+            weight, groups = w.T[:, :, None, None], 1
+        wt = torch.from_numpy(np.ascontiguousarray(weight)).contiguous(memory_format=cl)
+        top, left, bottom, right = spec.pads
+        # Symmetric pads go to conv2d itself; TF-SAME's asymmetric 0/0/1/1 needs an explicit F.pad.
+        pad = None if (top, left) == (bottom, right) else (left, right, top, bottom)
+        conv_pad = (top, left) if pad is None else (0, 0)
+        layers.append((wt, torch.from_numpy(b), spec.stride, pad, conv_pad, groups))
+    classifier = None
+    if ws.config.num_classes:
+        classifier = (torch.from_numpy(np.ascontiguousarray(ws.tensors["classifier.weight"].T)),
+                      torch.from_numpy(ws.tensors["classifier.bias"]))
+
+    def forward(x: Any) -> Any:
+        for wt, b, stride, pad, conv_pad, groups in layers:
+            if pad is not None:
+                x = F.pad(x, pad)
+            x = F.conv2d(x, wt, b, stride, conv_pad, 1, groups).clamp(0.0, 6.0)
+        x = x.mean((2, 3))
+        return F.linear(x, *classifier) if classifier is not None else x
+
+    if torch_mode == "eager":
+        return forward
+
+    class Net(torch.nn.Module):
+        def forward(self, x: Any) -> Any:  # noqa: D102
+            return forward(x)
+
+    traced = torch.jit.trace(Net().eval(), (example,))
+    return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
+def load_pytorch(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
+    import torch
+
+    # Threads: set_num_interop_threads must come before any parallel work in the process.
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(spec["threads"])
+    mode = spec["torch_mode"]
+    with torch.inference_mode():
+        # NHWC numpy -> NCHW view with channels-last strides: no copy, the layout oneDNN likes best.
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+        net = build_torch_net(spec["weights"], mode, xt)
+
+    def run() -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+
+    info = {"mode": mode, "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+            "matmul_precision": torch.get_float32_matmul_precision(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available())}
+    what = "eager, torch.nn.functional" if mode == "eager" else "jit trace+freeze+optimize_for_inference"
+    return Loaded(run, torch.__version__, f"{what}, channels-last, {torch.get_num_threads()} thread(s)", info)
+
+
+LOADERS: Dict[str, Callable[[Dict[str, Any], np.ndarray], Loaded]] = {
+    "ours": load_ours,
+    "onnxruntime": load_onnxruntime,
+    "litert": lambda spec, x: load_litert(spec, x, xnnpack=True),
+    "litert-builtin": lambda spec, x: load_litert(spec, x, xnnpack=False),
+    "openvino": load_openvino,
+    "pytorch": load_pytorch,
+}
+
+
+def timed(fn: Callable[[], Any], warmup: int, runs: int) -> Dict[str, Any]:
+    """Warm-up, then ``runs`` timed calls (ms each), with the process's CPU time over the timed part."""
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    gc_was = gc.isenabled()
+    gc.disable()
     try:
-        import onnxruntime as ort
-    except ImportError:
-        print("skipping onnxruntime: not installed (pip install '.[bench]')", file=sys.stderr)
-        return None
-    from mobilenet_fast.export_onnx import export_onnx
+        times = []
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    finally:
+        if gc_was:
+            gc.enable()
+    return {"times_ms": times, "cpu_s": cpu, "wall_s": wall}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        export_onnx(weights, path, fold_bn=True)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = args.threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    output = "logits" if weights.config.num_classes else "features"
-    return Engine("onnxruntime", ort.__version__, lambda: sess.run([output], {"input": x})[0],
-                  note="CPUExecutionProvider")
+
+def python_overhead(model: Any, x: np.ndarray, pairs: int, warmup: int) -> Dict[str, Any]:
+    """``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, interleaved call by call.
+
+    A second, identical ``Plan.run`` series in the same rotation is the control (an A/A test): its
+    difference from the first shows how much of a measured overhead is noise or ordering.
+    """
+    plan = model.plan(x.shape[1], x.shape[2])
+    calls: List[Tuple[str, Callable[[], Any]]] = [
+        ("logits_ms", lambda: model.logits(x)), ("plan_run_ms", lambda: plan.run(x)),
+        ("control_ms", lambda: plan.run(x))]
+    if not np.array_equal(calls[0][1](), calls[1][1]()):
+        raise RuntimeError("model.logits(x) and Plan.run(x) disagree")
+    for _ in range(warmup):
+        for _, fn in calls:
+            fn()
+    out: Dict[str, List[float]] = {name: [] for name, _ in calls}
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(pairs):
+            for name, fn in calls[i % 3:] + calls[:i % 3]:  # rotate: nobody always runs first
+                t = time.perf_counter()
+                fn()
+                out[name].append((time.perf_counter() - t) * 1e3)
+    finally:
+        gc.enable()
+    return out
+
+
+def worker_main() -> int:
+    proto: IO[str] = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything printed by a library goes to stderr, never into the protocol
+    sys.stdout = sys.stderr
+
+    def reply(obj: Dict[str, Any]) -> None:
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
+    spec = json.loads(sys.stdin.readline())
+    x = worker_input(spec)
+    try:
+        eng = LOADERS[spec["engine"]](spec, x)
+        out = np.ascontiguousarray(np.asarray(eng.run()), dtype=np.float32)
+    except Exception as e:  # report any setup failure to the driver, which skips this engine
+        reply({"ok": False, "error": f"{type(e).__name__}: {e}"})
+        return 1
+    reply({"ok": True, "version": eng.version, "note": eng.note, "info": eng.info, "shape": list(out.shape),
+           "output": base64.b64encode(out.tobytes()).decode("ascii")})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "time":
+            reply(timed(eng.run, cmd["warmup"], cmd["runs"]))
+        elif cmd["cmd"] == "overhead":
+            reply(python_overhead(eng.model, x, cmd["pairs"], cmd["warmup"]))
+        elif cmd["cmd"] == "exit":
+            break
+    return 0
+
+
+# ==================================================================================================
+# Driver side.
+# ==================================================================================================
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """A subprocess running one engine for one configuration."""
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), TF_CPP_MIN_LOG_LEVEL="2")
+        self.key = spec["engine"]
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.hello = self._ask(spec)
+        if not self.hello.get("ok"):
+            self.close()
+            raise WorkerError(self.hello.get("error", "setup failed"))
+        shape = tuple(self.hello["shape"])
+        self.output = np.frombuffer(base64.b64decode(self.hello["output"]), np.float32).reshape(shape)
+
+    def _ask(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(obj) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise WorkerError(f"worker exited with code {code} (its messages are above)")
+        return json.loads(line)
+
+    def time(self, warmup: int, runs: int) -> Dict[str, Any]:
+        return self._ask({"cmd": "time", "warmup": warmup, "runs": runs})
+
+    def overhead(self, pairs: int, warmup: int) -> Dict[str, Any]:
+        return self._ask({"cmd": "overhead", "pairs": pairs, "warmup": warmup})
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"cmd": "exit"}) + "\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@dataclass
+class Result:
+    """One engine in one configuration."""
+
+    key: str
+    name: str
+    version: str = ""
+    note: str = ""
+    info: Dict[str, Any] = field(default_factory=dict)
+    rounds: List[Dict[str, Any]] = field(default_factory=list)  # {"times_ms", "cpu_s", "wall_s"}
+    diff: Optional[float] = None
+    error: Optional[str] = None
+
+    @property
+    def times(self) -> List[float]:
+        return [v for r in self.rounds for v in r["times_ms"]]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def round_median(self, i: int) -> float:
+        return statistics.median(self.rounds[i]["times_ms"])
+
+    @property
+    def busy(self) -> float:
+        """CPU seconds per wall second over the timed runs: the cores the engine really used."""
+        return sum(r["cpu_s"] for r in self.rounds) / max(sum(r["wall_s"] for r in self.rounds), 1e-12)
 
 
 def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
@@ -129,7 +498,7 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
     if args.tflite:
         if not os.path.isfile(args.tflite):
             raise SystemExit(f"--tflite {args.tflite}: no such file")
-        return args.tflite
+        return os.path.abspath(args.tflite)
     from mobilenet_fast.weights import file_sha256
 
     key = hashlib.sha256((file_sha256(weights_path) + file_sha256(MAKE_TFLITE)).encode()).hexdigest()[:16]
@@ -140,7 +509,7 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
         return cached
     tf_python = args.tf_python or os.environ.get("MOBILENET_FAST_TF_PYTHON")
     if not tf_python:
-        print("skipping TFLite: no .tflite for these weights; pass --tflite PATH, or a Python with TensorFlow "
+        print("skipping LiteRT: no .tflite for these weights; pass --tflite PATH, or a Python with TensorFlow "
               "as --tf-python PATH or MOBILENET_FAST_TF_PYTHON=PATH to build one with bench/make_tflite.py",
               file=sys.stderr)
         return None
@@ -159,59 +528,47 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
     return cached
 
 
-def make_litert(args: argparse.Namespace, x: np.ndarray, path: str, xnnpack: bool) -> Engine:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    log: List[str] = []
-    with captured_stderr_fd(log):
-        interp = Interpreter(model_path=path, num_threads=args.threads, experimental_op_resolver_type=resolver)
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        if tuple(inp["shape"][1:]) != x.shape[1:]:
-            raise SystemExit(f"{path}: input shape {[int(v) for v in inp['shape']]} does not fit images of {list(x.shape[1:])}")
-        if tuple(inp["shape"]) != x.shape:  # batch > 1
-            interp.resize_tensor_input(inp["index"], list(x.shape))
-        interp.allocate_tensors()
-    out_index = interp.get_output_details()[0]["index"]
-
-    def run() -> np.ndarray:
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(out_index)
-
-    run()
-    # The delegate's proof: the log line, and one DELEGATE node taking the model's input and
-    # producing its output (so the whole network runs inside XNNPACK, nothing falls back).
-    nodes = interp._get_ops_details()
-    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
-    logged = XNNPACK_LOG_LINE in "".join(log)
-    whole = (len(delegates) == 1 and inp["index"] in delegates[0]["inputs"]
-             and out["index"] in delegates[0]["outputs"])
-    n_ops = len(nodes) - len(delegates)
-    if xnnpack:
-        if not (logged and whole):
-            raise SystemExit(f"LiteRT did not put the whole model into XNNPACK (log line seen: {logged}, "
-                             f"DELEGATE nodes: {len(delegates)}, covers input->output: {whole})")
-        check = f"XNNPACK verified: log line seen, 1 DELEGATE node replaces all {n_ops} ops (input->output)"
-    else:
-        if delegates or logged:
-            raise SystemExit("LiteRT applied a delegate despite BUILTIN_WITHOUT_DEFAULT_DELEGATES")
-        check = f"no delegate: {n_ops} ops on LiteRT's builtin kernels"
-    print(f"litert: {check}", file=sys.stderr)
-    name = "litert+xnnpack" if xnnpack else "litert builtin"
-    return Engine(name, importlib.metadata.version("ai-edge-litert"), run, note=check)
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return list(dict.fromkeys(values))
 
 
-# --- main -----------------------------------------------------------------------------------------
+def _engine_list(text: str) -> List[str]:
+    keys = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [k for k in keys if k not in ENGINES]
+    if bad or not keys:
+        raise argparse.ArgumentTypeError(f"unknown engine(s) {bad}; choose from {', '.join(ENGINES)}")
+    return list(dict.fromkeys(keys))
 
-def main() -> int:
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", help="our .safetensors file (default: the shipped model)")
+    ap.add_argument("--threads", type=_int_list, default=[1, 2], metavar="T[,T...]",
+                    help="thread counts, each engine limited to exactly T (default 1,2)")
+    ap.add_argument("--batch", type=_int_list, default=[1, 8], metavar="N[,N...]",
+                    help="images per call (default 1,8)")
+    ap.add_argument("--engines", type=_engine_list, default=list(DEFAULT_ENGINES), metavar="E[,E...]",
+                    help=f"engines to run (default {','.join(DEFAULT_ENGINES)}; also: litert-builtin)")
     ap.add_argument("--runs", type=int, default=50, help="timed runs per engine per round (default 50)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed runs per engine before each round (default 5)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    ap.add_argument("--threads", type=int, default=1, help="threads per engine (default 1)")
-    ap.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds, engines taking turns (default 3)")
+    ap.add_argument("--isolation", choices=["worker", "process"], default="worker",
+                    help="worker: one process per engine and configuration, kept over the rounds (default); "
+                         "process: a fresh process for every engine, configuration and round")
+    ap.add_argument("--overhead-pairs", type=int, default=200,
+                    help="calls of each of model.logits / Plan.run / Plan.run again (control), interleaved, for "
+                         "the Python-overhead line at batch 1 (0: skip; default 200)")
+    ap.add_argument("--torch-mode", choices=["eager", "jit"], default="eager",
+                    help="PyTorch: eager torch.nn.functional (default) or jit trace+freeze+optimize_for_inference")
+    ap.add_argument("--openvino-hint", choices=["LATENCY", "THROUGHPUT"], default="LATENCY",
+                    help="OpenVINO PERFORMANCE_HINT (default LATENCY: one stream with all T threads; THROUGHPUT "
+                         "makes several streams, of which one synchronous call uses only one)")
     ap.add_argument("--tflite", metavar="PATH", help="prebuilt .tflite of the same weights (default: build/cache one)")
     ap.add_argument("--tf-python", metavar="PATH",
                     help="Python with TensorFlow, to build the .tflite (default: $MOBILENET_FAST_TF_PYTHON)")
@@ -219,94 +576,266 @@ def main() -> int:
     ap.add_argument("--tflite-builtin", action="store_true",
                     help="also time LiteRT without XNNPACK (its builtin kernels), for reference")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results (every timing) as JSON")
+    return ap
+
+
+def select_engines(args: argparse.Namespace) -> List[str]:
+    keys = ["ours"] + [k for k in args.engines if k != "ours"]  # ours is the reference: always first
+    if args.tflite_builtin and "litert-builtin" not in keys:
+        keys.append("litert-builtin")
+    if args.no_tflite:
+        keys = [k for k in keys if not k.startswith("litert")]
+    chosen = []
+    for k in keys:
+        name, module, hint = ENGINES[k]
+        if module and importlib.util.find_spec(module) is None:
+            print(f"skipping {name}: not installed ({hint})", file=sys.stderr)
+            continue
+        chosen.append(k)
+    return chosen
+
+
+def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, Any], threads: int,
+               batch: int) -> Dict[str, Any]:
+    """All rounds of one (threads, batch) configuration; prints its table and returns its record."""
+    title = config_name(threads, batch)
+    print(f"\n=== {title} === (load average {_load_average()})", flush=True)
+    results = {k: Result(k, ENGINES[k][0]) for k in keys}
+    live: Dict[str, Worker] = {}
+
+    def spec_for(key: str) -> Dict[str, Any]:
+        return dict(base_spec, engine=key, threads=threads, batch=batch, onnx=base_spec["onnx"][batch])
+
+    def start(key: str) -> Optional[Worker]:
+        r = results[key]
+        try:
+            w = Worker(spec_for(key))
+        except WorkerError as e:
+            r.error = str(e)
+            print(f"skipping {r.name} for {title}: {e}", file=sys.stderr, flush=True)
+            return None
+        if not r.version:
+            r.version, r.note, r.info = w.hello["version"], w.hello["note"], w.hello["info"]
+            r.info["output"] = w.output
+        return w
+
+    try:
+        if args.isolation == "worker":
+            for k in keys:  # one at a time: a setup never overlaps another engine's timing
+                w = start(k)
+                if w is not None:
+                    live[k] = w
+            active = [k for k in keys if k in live]
+        else:
+            active = keys
+        ref = results["ours"]
+        for r_i in range(args.rounds):
+            order = active[r_i % len(active):] + active[:r_i % len(active)] if active else []
+            for k in order:
+                r = results[k]
+                if r.error:
+                    continue
+                if args.isolation == "worker":
+                    w = live[k]
+                else:
+                    w = start(k)
+                    if w is None:
+                        continue
+                time.sleep(SETTLE_S)
+                try:
+                    r.rounds.append(w.time(args.warmup, args.runs))
+                except WorkerError as e:
+                    r.error = str(e)
+                    print(f"{r.name} failed in {title}: {e}", file=sys.stderr, flush=True)
+                if args.isolation == "process":
+                    w.close()
+            done = [k for k in active if not results[k].error and len(results[k].rounds) == r_i + 1]
+            print(f"round {r_i + 1}: " + ", ".join(f"{results[k].name} {results[k].round_median(r_i):.2f} ms"
+                                                   for k in done), flush=True)
+
+        overhead = None
+        if batch == 1 and args.overhead_pairs > 0 and not ref.error and ref.rounds:
+            w = live.get("ours") if args.isolation == "worker" else start("ours")
+            if w is not None:
+                time.sleep(SETTLE_S)
+                raw = w.overhead(args.overhead_pairs, args.warmup)
+                if args.isolation == "process":
+                    w.close()
+                overhead = summarize_overhead(raw)
+    finally:
+        for w in live.values():
+            w.close()
+
+    # Identical-weights proof: each peer's output against ours.
+    ok = [results[k] for k in keys if not results[k].error and results[k].rounds]
+    if ref in ok:
+        what = "logits" if base_spec["num_classes"] else "features"
+        for r in ok:
+            if r is ref:
+                continue
+            a, b = ref.info["output"], r.info["output"]
+            if a.shape != b.shape:
+                r.error = f"output shape {b.shape}, ours {a.shape}"
+                print(f"{r.name}: {r.error}", file=sys.stderr)
+                continue
+            r.diff = float(np.abs(a - b).max())
+            print(f"max |ours - {r.name}| {what}: {r.diff:.2e}")
+    ok = [r for r in ok if not r.error]
+    print_config_table(args, title, batch, ok, ref)
+    if overhead:
+        print(f"Python overhead ({title}): model.logits {overhead['logits_median_ms']:.3f} ms vs Plan.run "
+              f"{overhead['plan_run_median_ms']:.3f} ms, medians of {overhead['pairs']} interleaved calls each: "
+              f"{overhead['overhead_pct']:+.2f}% (paired: {overhead['paired_diff_ms'] * 1e3:+.0f} us = "
+              f"{overhead['paired_pct']:+.2f}%; goal <= 2%); control, Plan.run vs itself: {overhead['control_pct']:+.2f}%")
+    print(f"(load average {_load_average()})", flush=True)
+    if ref.info.get("threads_option") is False and threads != 1:
+        print(f"warning: this mobilenet-fast has no threads option: ours ran on 1 thread, the peers on {threads}",
+              flush=True)
+
+    return {
+        "threads": threads, "batch": batch,
+        "engines": [engine_record(r, ref, batch) for r in results.values()],
+        "overhead": overhead,
+    }
+
+
+def summarize_overhead(raw: Dict[str, Any]) -> Dict[str, Any]:
+    a, b, c = raw["logits_ms"], raw["plan_run_ms"], raw["control_ms"]
+    ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
+    paired = statistics.median([x - y for x, y in zip(a, b)])
+    return {"pairs": len(a), "logits_median_ms": ma, "plan_run_median_ms": mb, "control_median_ms": mc,
+            "overhead_pct": 100 * (ma - mb) / mb, "paired_diff_ms": paired, "paired_pct": 100 * paired / mb,
+            "control_pct": 100 * (mc - mb) / mb, **raw}
+
+
+def ratios(r: Result, ref: Result) -> List[float]:
+    n = min(len(r.rounds), len(ref.rounds))
+    return [ref.round_median(i) / r.round_median(i) for i in range(n)]
+
+
+def print_config_table(args: argparse.Namespace, title: str, batch: int, ok: List[Result], ref: Result) -> None:
+    print(f"\n{title}: {args.rounds} rounds x {args.runs} timed runs (+{args.warmup} warm-up) per engine; "
+          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    header = (f"{'engine':<16}{'version':<18}{'median ms':>10}{'min ms':>9}{'img/s':>8}{'CPU/wall':>9}"
+              f"   {'ours/peer per round':<21}{'max|diff|':>9}")
+    print(header)
+    print("-" * len(header))
+    for r in ok:
+        version = f"{r.version} ({r.info.get('isa', '')})" if r is ref else r.version
+        rr = " ".join(f"{v:.2f}" for v in ratios(r, ref)) if r is not ref else ""
+        diff = f"{r.diff:.1e}" if r.diff is not None else ""
+        print(f"{r.name:<16}{version:<18}{r.median:>10.2f}{min(r.times):>9.2f}{batch * 1e3 / r.median:>8.1f}"
+              f"{r.busy:>9.2f}   {rr:<21}{diff:>9}")
+    for r in ok:
+        if r.note and r is not ref:
+            print(f"  {r.name}: {r.note}")
+
+
+def engine_record(r: Result, ref: Result, batch: int) -> Dict[str, Any]:
+    info = {k: v for k, v in r.info.items() if k != "output"}
+    rec: Dict[str, Any] = {"engine": r.name, "key": r.key, "version": r.version, "note": r.note, "info": info,
+                           "error": r.error}
+    if r.rounds and not r.error:
+        rec.update({"median_ms": r.median, "min_ms": min(r.times), "images_per_s": batch * 1e3 / r.median,
+                    "cpu_per_wall": r.busy, "round_medians_ms": [r.round_median(i) for i in range(len(r.rounds))],
+                    "ours_over_peer_per_round": ratios(r, ref) if r is not ref else None,
+                    "max_abs_diff_vs_ours": r.diff, "rounds": r.rounds})
+    return rec
+
+
+def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
+    print("\nSummary: batch 1 -> median latency in ms, batch > 1 -> throughput in img/s (batch / median)")
+    cols = [(c, f"{c['threads']}thr b{c['batch']} " + ("ms" if c["batch"] == 1 else "img/s")) for c in configs]
+    width = max(13, *(len(h) + 2 for _, h in cols))
+    print(f"{'engine':<22}" + "".join(f"{h:>{width}}" for _, h in cols))
+    print("-" * (22 + width * len(cols)))
+    names = [ENGINES[k][0] for k in keys]
+    for name in names:
+        cells = []
+        for c, _ in cols:
+            e = next((e for e in c["engines"] if e["engine"] == name), None)
+            if not e or "median_ms" not in e:
+                cells.append("-")
+            else:
+                cells.append(f"{e['median_ms']:.2f}" if c["batch"] == 1 else f"{e['images_per_s']:.1f}")
+        print(f"{name:<22}" + "".join(f"{v:>{width}}" for v in cells))
+    best_row, ratio_row = [], []
+    for c, _ in cols:
+        ours = next((e for e in c["engines"] if e["engine"] == OURS and "median_ms" in e), None)
+        peers = [e for e in c["engines"] if e["engine"] != OURS and "median_ms" in e]
+        if not ours or not peers:
+            best_row.append("-")
+            ratio_row.append("-")
+            continue
+        best = min(peers, key=lambda e: e["median_ms"])
+        c["best_peer"] = best["engine"]
+        c["ours_over_best_peer"] = ours["median_ms"] / best["median_ms"]
+        best_row.append(best["engine"])
+        ratio_row.append(f"{c['ours_over_best_peer']:.2f}")
+    print(f"{'best peer':<22}" + "".join(f"{v:>{width}}" for v in best_row))
+    print(f"{'ours/best peer (time)':<22}" + "".join(f"{v:>{width}}" for v in ratio_row))
+    print("(ours/best peer < 1: mobilenet-fast is faster; ratio of median times per call)")
+
+
+def main() -> int:
+    ap = build_parser()
     args = ap.parse_args()
-    for opt in ("runs", "rounds", "threads", "batch"):
+    for opt in ("runs", "rounds"):
         if getattr(args, opt) < 1:
             ap.error(f"--{opt} must be >= 1")
-    if args.warmup < 0:
-        ap.error("--warmup must be >= 0")
+    if args.warmup < 0 or args.overhead_pairs < 0:
+        ap.error("--warmup and --overhead-pairs must be >= 0")
 
     import mobilenet_fast as mf
 
     weight_set = mf.load_weight_set(args.weights)
-    model_cfg = weight_set.config
-    h, w = model_cfg.resolution
-    x = np.random.default_rng(0).uniform(-1, 1, (args.batch, h, w, 3)).astype(np.float32)
+    cfg = weight_set.config
+    h, w = cfg.resolution
+    keys = select_engines(args)
+    if "threads" not in inspect.signature(mf.load).parameters and max(args.threads) > 1:
+        print("warning: this mobilenet-fast (mobilenet_fast.load) has no threads option: ours runs on 1 thread "
+              "in every configuration, the peers on the requested count", file=sys.stderr)
 
-    engines: List[Engine] = [make_ours(args, x)]
-    ort_engine = make_onnxruntime(args, x, weight_set)
-    if ort_engine:
-        engines.append(ort_engine)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.no_tflite:
-            pass
-        elif not _litert_importable():
-            print("skipping TFLite: ai_edge_litert is not importable (pip install ai-edge-litert)", file=sys.stderr)
-        else:
-            if args.weights is None:
-                weights_path = mf.default_model_path()
-            elif args.weights.lower().endswith(".safetensors"):
-                weights_path = os.path.abspath(args.weights)
-            else:  # e.g. a TF frozen graph: hand make_tflite.py our format of the same tensors
-                weights_path = os.path.join(tmp, os.path.splitext(os.path.basename(args.weights))[0] + ".safetensors")
-                mf.save_weights(weights_path, weight_set)
-            path = tflite_path(args, weights_path)
-            if path:
-                engines.append(make_litert(args, x, path, xnnpack=True))
-                if args.tflite_builtin:
-                    engines.append(make_litert(args, x, path, xnnpack=False))
+        if args.weights is None:
+            weights_path = mf.default_model_path()
+        elif args.weights.lower().endswith(".safetensors"):
+            weights_path = os.path.abspath(args.weights)
+        else:  # e.g. a TF frozen graph: hand the workers our format of the same tensors
+            weights_path = os.path.join(tmp, os.path.splitext(os.path.basename(args.weights))[0] + ".safetensors")
+            mf.save_weights(weights_path, weight_set)
+        tfl = None
+        if any(k.startswith("litert") for k in keys):
+            tfl = tflite_path(args, weights_path)
+            if tfl is None:
+                keys = [k for k in keys if not k.startswith("litert")]
+        onnx_paths: Dict[int, Optional[str]] = {b: None for b in args.batch}
+        if any(k in ("onnxruntime", "openvino") for k in keys):
+            from mobilenet_fast.export_onnx import export_onnx
 
-    ref = np.asarray(engines[0].run())
-    diffs: Dict[str, float] = {}
-    what = "logits" if model_cfg.num_classes else "features"
-    for e in engines[1:]:
-        got = np.asarray(e.run())
-        if got.shape != ref.shape:
-            raise SystemExit(f"{e.name}: output shape {got.shape}, ours {ref.shape}")
-        diffs[e.name] = float(np.abs(got - ref).max())
-        print(f"max |ours - {e.name}| {what}: {diffs[e.name]:.2e}")
+            for b in args.batch:  # a fixed batch size, like every other engine gets
+                onnx_paths[b] = os.path.join(tmp, f"model_b{b}.onnx")
+                export_onnx(weight_set, onnx_paths[b], fold_bn=True, batch=b)
+        base_spec = {"weights": weights_path, "tflite": tfl, "onnx": onnx_paths, "height": h, "width": w,
+                     "num_classes": cfg.num_classes, "torch_mode": args.torch_mode,
+                     "openvino_hint": args.openvino_hint}
+        print(f"MobileNetV1 alpha {cfg.alpha:g}, {h}x{w}, {cfg.num_classes} classes, padding {cfg.padding}; "
+              f"engines: {', '.join(ENGINES[k][0] for k in keys)}; isolation: {args.isolation}; "
+              f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
+        configs = [run_config(args, keys, base_spec, t, b) for t in args.threads for b in args.batch]
 
-    ratios: Dict[str, List[float]] = {e.name: [] for e in engines[1:]}
-    for r in range(args.rounds):
-        medians = {}
-        for e in engines:
-            time_runs(e.run, args.warmup)
-            t = time_runs(e.run, args.runs)
-            e.times.append(t)
-            medians[e.name] = statistics.median(t)
-        for e in engines[1:]:
-            ratios[e.name].append(medians[OURS] / medians[e.name])
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in medians.items()), flush=True)
-
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(f"\nMobileNetV1 alpha {model_cfg.alpha:g}, {h}x{w}, {model_cfg.num_classes} classes; batch {args.batch}, "
-          f"{args.threads} thread(s); {args.rounds} rounds x {args.runs} timed runs (+{args.warmup} warm-up) per engine; "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}")
-    header = f"{'engine':<18}{'version':<22}{'median ms':>10}{'min ms':>9}{'img/s':>8}   ours/peer per round"
-    print(header)
-    print("-" * len(header))
-    summary = []
-    for e in engines:
-        flat = [v for t in e.times for v in t]
-        med, lo = statistics.median(flat), min(flat)
-        version = f"{e.version} ({e.note.split(':')[0]})" if e.name == OURS else e.version
-        rr = " ".join(f"{v:.2f}" for v in ratios.get(e.name, []))
-        print(f"{e.name:<18}{version:<22}{med:>10.2f}{lo:>9.2f}{args.batch * 1e3 / med:>8.1f}   {rr}")
-        summary.append({"engine": e.name, "version": e.version, "note": e.note, "median_ms": med, "min_ms": lo,
-                        "images_per_s": args.batch * 1e3 / med,
-                        "round_medians_ms": [statistics.median(t) for t in e.times],
-                        "ours_over_peer_per_round": ratios.get(e.name),
-                        "max_abs_logit_diff_vs_ours": diffs.get(e.name), "times_ms": e.times})
-
+    print_summary(configs, keys)
     if args.json:
         doc = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "model": {"alpha": model_cfg.alpha, "resolution": [h, w], "num_classes": model_cfg.num_classes,
-                      "padding": model_cfg.padding, "weights": args.weights or "shipped"},
-            "settings": {k: getattr(args, k) for k in ("runs", "warmup", "rounds", "threads", "batch")},
+            "model": {"alpha": cfg.alpha, "resolution": [h, w], "num_classes": cfg.num_classes,
+                      "padding": cfg.padding, "weights": args.weights or "shipped"},
+            "settings": {k: getattr(args, k) for k in ("runs", "warmup", "rounds", "threads", "batch", "engines",
+                                                       "isolation", "overhead_pairs", "torch_mode", "openvino_hint")},
             "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                        "python": platform.python_version(), "numpy": np.__version__},
-            "engines": summary,
+                        "python": platform.python_version(), "numpy": np.__version__,
+                        "load_average_end": _load_average()},
+            "configs": configs,
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
@@ -314,13 +843,7 @@ def main() -> int:
     return 0
 
 
-def _litert_importable() -> bool:
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        sys.exit(worker_main())
     sys.exit(main())
