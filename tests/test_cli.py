@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import mobilenet_fast
 from helpers import random_input, random_weights, run_onnxruntime
 from mobilenet_fast import cli
+from mobilenet_fast.architecture import MobileNetV1
 from mobilenet_fast.weights import load_weights, save_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,12 +170,110 @@ def test_convert_bad_source(tmp_path, capsys):
     assert not (tmp_path / "o.safetensors").exists()
 
 
+# ------------------------------------------------------------------------------------- bench
+# Tiny runs on the small random-weights model; no assertion on how fast anything is.
+
+def _table(out):
+    """The bench table's header and value row as a {column: float} dict."""
+    lines = out.splitlines()
+    i = next(k for k, ln in enumerate(lines) if "median ms" in ln)
+    header = [c.strip() for c in lines[i].split("  ") if c.strip()]
+    values = [float(v) for v in lines[i + 1].split()]
+    assert len(header) == len(values), (header, values)
+    return dict(zip(header, values))
+
+
+def test_bench_table(small_weights_file, capsys):
+    _, p = small_weights_file
+    assert cli.main(["bench", "--weights", str(p), "--runs", "2", "--warmup", "1"]) == 0
+    out, err = capsys.readouterr()
+    row = _table(out)
+    assert list(row) == ["median ms", "min ms", "p90 ms", "img/s", "GFLOP/s"]  # no peak given: no % of peak
+    assert 0 < row["min ms"] <= row["median ms"] <= row["p90 ms"]
+    assert row["img/s"] > 0 and row["GFLOP/s"] > 0
+    macs = MobileNetV1(0.25, (64, 64), 10, "tf_same").total_macs
+    assert f"{macs / 1e6:.1f}M multiply-adds per image" in out
+    assert "batch 1" in out and "2 timed runs after 1 warm-up" in out
+    assert "--peak-gflops" in out
+    assert "2/2" in err  # the progress bar (tqdm or the built-in one) went to stderr
+
+
+def test_bench_json(small_weights_file, capsys):
+    _, p = small_weights_file
+    argv = ["bench", "--weights", str(p), "--runs", "2", "--warmup", "1", "--batch", "3", "--resolution", "48x40",
+            "--peak-gflops", "50", "--json", "--no-progress"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    d = json.loads(out)
+    assert d["runs"] == 2 and d["warmup"] == 1 and d["batch"] == 3
+    assert d["resolution"] == [48, 40] and d["num_classes"] == 10 and d["alpha"] == 0.25
+    assert d["version"] == mobilenet_fast.__version__
+    assert d["isa"] in mobilenet_fast.cpu_info()["supported_isas"]
+    assert d["threads"] >= 1
+    assert len(d["times_ms"]) == 2 and all(t > 0 for t in d["times_ms"])
+    assert d["min_ms"] == min(d["times_ms"]) and d["min_ms"] <= d["median_ms"] <= d["p90_ms"]
+    assert d["macs_per_image"] == MobileNetV1(0.25, (48, 40), 10, "tf_same").total_macs
+    assert d["images_per_s"] == pytest.approx(3e3 / d["median_ms"])
+    assert d["gflops"] == pytest.approx(2 * d["macs_per_image"] * d["images_per_s"] / 1e9)
+    assert d["peak_gflops_per_core"] == 50
+    assert d["percent_of_peak"] == pytest.approx(100 * d["gflops"] / (50 * d["threads"]))
+
+
+def test_bench_peak_column_and_builtin_bar(small_weights_file, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm fails: the built-in bar is used
+    _, p = small_weights_file
+    assert cli.main(["bench", "-w", str(p), "-n", "3", "--warmup", "0", "--peak-gflops", "100"]) == 0
+    out, err = capsys.readouterr()
+    row = _table(out)
+    assert list(row)[-1] == "% of peak"
+    assert row["% of peak"] > 0
+    assert "timing [" in err and "3/3" in err
+
+
+def test_bench_isa(small_weights_file, capsys):
+    _, p = small_weights_file
+    assert cli.main(["bench", "-w", str(p), "-n", "2", "--warmup", "0", "--isa", "scalar", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["isa"] == "scalar"
+    assert cli.main(["bench", "-w", str(p), "-n", "2", "--isa", "no-such-isa"]) == 1
+    assert "no-such-isa" in capsys.readouterr().err
+
+
+def test_bench_threads(small_weights_file, capsys):
+    _, p = small_weights_file
+    assert cli.main(["bench", "-w", str(p), "-n", "2", "--warmup", "0", "--threads", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == 1
+    code = cli.main(["bench", "-w", str(p), "-n", "2", "--warmup", "0", "--threads", "2", "--json"])
+    out, err = capsys.readouterr()
+    if "threads" in inspect.signature(mobilenet_fast.load).parameters:
+        assert code == 0 and json.loads(out)["threads"] == 2
+    else:  # an engine without threads says so instead of quietly running on one
+        assert code == 1 and "one thread" in err
+
+
+@pytest.mark.parametrize("option,value", [("--runs", "0"), ("--batch", "0"), ("--warmup", "-1"),
+                                          ("--peak-gflops", "0"), ("--peak-gflops", "fast"), ("--threads", "0")])
+def test_bench_bad_options(option, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", option, value])
+    assert e.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+def test_bench_too_small_resolution(small_weights_file, capsys):
+    _, p = small_weights_file
+    assert cli.main(["bench", "-w", str(p), "-n", "2", "--resolution", "16"]) == 1
+    assert "at least 32x32" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------- help, version, misc
 
 @pytest.mark.parametrize("command,options", [
     ("classify", ["--top", "--json", "--weights", "--isa", "IMAGE"]),
     ("info", ["--alpha", "--resolution", "--classes", "--padding", "--weights", "--json"]),
     ("convert", ["--from", "--resolution", "--force", "SRC", "DST"]),
+    ("bench", ["--weights", "--threads", "--batch", "--runs", "--warmup", "--resolution", "--isa", "--peak-gflops",
+               "--json", "--no-progress"]),
 ])
 def test_subcommand_help(command, options, capsys):
     with pytest.raises(SystemExit) as e:
@@ -190,7 +290,7 @@ def test_top_level_help(capsys):
         cli.main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for command in ("classify", "info", "convert"):
+    for command in ("classify", "info", "convert", "bench"):
         assert command in out
 
 

@@ -1,12 +1,14 @@
-"""The ``mobilenet-fast`` command line: classify, info, convert."""
+"""The ``mobilenet-fast`` command line: classify, info, convert, bench."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+import time
+from typing import Any, List, Optional, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -28,6 +30,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
 
 
@@ -73,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
                    help="ONNX export: fixed input size (default: the weights' resolution)")
     v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists")
+
+    b = sub.add_parser("bench", help="time mobilenet-fast on this machine",
+                       description="Time the whole network on random input (after building the plan and a "
+                                   "warm-up) and print the time per call (median, min, 90th percentile), images "
+                                   "per second and the arithmetic rate: GFLOP/s = 2 x multiply-adds per image x "
+                                   "images per second, and with --peak-gflops its percentage of the peak. "
+                                   "To compare with other engines, see bench/e2e.py in the source tree.")
+    b.add_argument("--weights", "-w", metavar="W", help="weight file (default: the shipped MobileNetV1 1.0/224)")
+    b.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
+                   help="threads (default: the model's default)")
+    b.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="images per call (default 1)")
+    b.add_argument("--runs", "-n", type=_positive_int, default=50, metavar="R", help="timed calls (default 50)")
+    b.add_argument("--warmup", type=_nonnegative_int, default=5, metavar="W",
+                   help="untimed calls before timing, after the one that builds the plan (default 5)")
+    b.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
+                   help="input size N or HxW (default: the weights')")
+    b.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
+    b.add_argument("--peak-gflops", type=_positive_float, default=None, metavar="G",
+                   help="the FMA peak of ONE core in GFLOP/s (e.g. as printed by bench/kernels_bench); "
+                        "adds %% of peak = GFLOP/s / (G x threads)")
+    b.add_argument("--json", action="store_true", help="print JSON (with every timing) instead of a table")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
 
@@ -173,6 +217,119 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Bar:
+    """A minimal stderr progress bar, for when tqdm is not installed (same update/close calls)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.n, self._shown = total, desc, 0, 0.0
+        self._draw()
+
+    def _draw(self) -> None:
+        width = 30
+        filled = width * self.n // max(self.total, 1)
+        sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total}")
+        sys.stderr.flush()
+        self._shown = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.n >= self.total or time.monotonic() - self._shown > 0.1:
+            self._draw()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _Bar(total, desc)
+    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import __version__, load
+    from .errors import InputError
+
+    kwargs: dict = {"isa": args.isa}
+    has_threads = "threads" in inspect.signature(load).parameters
+    if args.threads is not None:
+        if has_threads:
+            kwargs["threads"] = args.threads
+        elif args.threads != 1:
+            raise InputError(f"--threads {args.threads}: this version of mobilenet-fast runs on one thread only")
+    model = load(args.weights, **kwargs)
+    threads = int(getattr(model, "threads", 1) or 1) if has_threads else 1
+    h, w = args.resolution or model.resolution
+    arch = model.architecture((h, w))  # validates the size
+    macs = arch.total_macs
+    x = np.random.default_rng(0).uniform(-1, 1, (args.batch, h, w, 3)).astype(np.float32)
+    fn = model.logits if model.num_classes else model.features  # no classifier: pooled features
+
+    fn(x)  # builds (and caches) the plan for this input size
+    for _ in range(args.warmup):
+        fn(x)
+    times: List[float] = []
+    bar = _progress_bar(args.runs, "timing", not args.no_progress)
+    try:
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            fn(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+            bar.update(1)
+    finally:
+        bar.close()
+
+    t = np.asarray(times)
+    median, p90 = float(np.median(t)), float(np.percentile(t, 90))
+    images_per_s = args.batch * 1e3 / median
+    gflops = 2.0 * macs * images_per_s / 1e9
+    percent = 100.0 * gflops / (args.peak_gflops * threads) if args.peak_gflops else None
+    c = model.config
+    if args.json:
+        print(json.dumps({
+            "version": __version__, "weights": model.path, "isa": model.isa, "threads": threads,
+            "batch": args.batch, "resolution": [h, w], "alpha": c.alpha, "num_classes": c.num_classes,
+            "runs": args.runs, "warmup": args.warmup, "macs_per_image": macs,
+            "median_ms": median, "min_ms": float(t.min()), "p90_ms": p90, "mean_ms": float(t.mean()),
+            "images_per_s": images_per_s, "gflops": gflops, "peak_gflops_per_core": args.peak_gflops,
+            "percent_of_peak": percent, "times_ms": times,
+        }, indent=2))
+        return 0
+    print(f"mobilenet-fast {__version__}: MobileNetV1 {float(c.alpha)} at {h}x{w}, {c.num_classes} classes "
+          f"({macs / 1e6:.1f}M multiply-adds per image)")
+    print(f"isa {model.isa}, {threads} thread{'s' if threads != 1 else ''}, batch {args.batch}; "
+          f"{args.runs} timed runs after {args.warmup} warm-up")
+    print()
+    cols = ["median ms", "min ms", "p90 ms", "img/s", "GFLOP/s"] + (["% of peak"] if percent is not None else [])
+    vals = [f"{median:.2f}", f"{t.min():.2f}", f"{p90:.2f}", f"{images_per_s:.1f}", f"{gflops:.1f}"]
+    if percent is not None:
+        vals.append(f"{percent:.1f}")
+    print("".join(f"{col:>12}" for col in cols))
+    print("".join(f"{v:>12}" for v in vals))
+    print()
+    if percent is not None:
+        print(f"GFLOP/s = 2 x multiply-adds x img/s; % of peak = GFLOP/s / ({args.peak_gflops:g} GFLOP/s per core "
+              f"x {threads} thread{'s' if threads != 1 else ''})")
+    else:
+        print("GFLOP/s = 2 x multiply-adds x img/s; pass --peak-gflops G (one core's FMA peak) for % of peak")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``mobilenet-fast`` console script; returns the exit code."""
     from .errors import MobileNetFastError
@@ -182,7 +339,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert}
+    commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert, "bench": _cmd_bench}
     try:
         return commands[args.command](args)
     except (MobileNetFastError, OSError) as e:
