@@ -346,17 +346,19 @@ def timed(fn: Callable[[], Any], warmup: int, runs: int) -> Dict[str, Any]:
 
 
 def python_overhead(model: Any, x: np.ndarray, pairs: int, warmup: int) -> Dict[str, Any]:
-    """``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, interleaved call by call.
+    """``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, interleaved call by call
+    (``model.features`` / ``Plan.features`` for a model without classifier).
 
     A second, identical ``Plan.run`` series in the same rotation is the control (an A/A test): its
     difference from the first shows how much of a measured overhead is noise or ordering.
     """
     plan = model.plan(x.shape[1], x.shape[2])
+    what = "logits" if model.num_classes else "features"
+    wrapped, direct = getattr(model, what), (plan.run if model.num_classes else plan.features)
     calls: List[Tuple[str, Callable[[], Any]]] = [
-        ("logits_ms", lambda: model.logits(x)), ("plan_run_ms", lambda: plan.run(x)),
-        ("control_ms", lambda: plan.run(x))]
+        ("model_ms", lambda: wrapped(x)), ("plan_ms", lambda: direct(x)), ("control_ms", lambda: direct(x))]
     if not np.array_equal(calls[0][1](), calls[1][1]()):
-        raise RuntimeError("model.logits(x) and Plan.run(x) disagree")
+        raise RuntimeError(f"model.{what}(x) and the Plan disagree")
     for _ in range(warmup):
         for _, fn in calls:
             fn()
@@ -371,7 +373,7 @@ def python_overhead(model: Any, x: np.ndarray, pairs: int, warmup: int) -> Dict[
                 out[name].append((time.perf_counter() - t) * 1e3)
     finally:
         gc.enable()
-    return out
+    return {"call": what, **out}
 
 
 def worker_main() -> int:
@@ -395,12 +397,17 @@ def worker_main() -> int:
            "output": base64.b64encode(out.tobytes()).decode("ascii")})
     for line in sys.stdin:
         cmd = json.loads(line)
-        if cmd["cmd"] == "time":
-            reply(timed(eng.run, cmd["warmup"], cmd["runs"]))
-        elif cmd["cmd"] == "overhead":
-            reply(python_overhead(eng.model, x, cmd["pairs"], cmd["warmup"]))
-        elif cmd["cmd"] == "exit":
+        if cmd["cmd"] == "exit":
             break
+        try:
+            if cmd["cmd"] == "time":
+                reply(timed(eng.run, cmd["warmup"], cmd["runs"]))
+            elif cmd["cmd"] == "overhead":
+                reply(python_overhead(eng.model, x, cmd["pairs"], cmd["warmup"]))
+            else:
+                reply({"error": f"unknown command {cmd['cmd']!r}"})
+        except Exception as e:
+            reply({"error": f"{type(e).__name__}: {e}"})
     return 0
 
 
@@ -438,7 +445,10 @@ class Worker:
         if not line:
             code = self.proc.wait()
             raise WorkerError(f"worker exited with code {code} (its messages are above)")
-        return json.loads(line)
+        answer = json.loads(line)
+        if "error" in answer and "ok" not in answer:
+            raise WorkerError(answer["error"])
+        return answer
 
     def time(self, warmup: int, runs: int) -> Dict[str, Any]:
         return self._ask({"cmd": "time", "warmup": warmup, "runs": runs})
@@ -658,10 +668,12 @@ def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, A
             w = live.get("ours") if args.isolation == "worker" else start("ours")
             if w is not None:
                 time.sleep(SETTLE_S)
-                raw = w.overhead(args.overhead_pairs, args.warmup)
+                try:
+                    overhead = summarize_overhead(w.overhead(args.overhead_pairs, args.warmup))
+                except WorkerError as e:
+                    print(f"Python overhead not measured: {e}", file=sys.stderr, flush=True)
                 if args.isolation == "process":
                     w.close()
-                overhead = summarize_overhead(raw)
     finally:
         for w in live.values():
             w.close()
@@ -683,10 +695,11 @@ def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, A
     ok = [r for r in ok if not r.error]
     print_config_table(args, title, batch, ok, ref)
     if overhead:
-        print(f"Python overhead ({title}): model.logits {overhead['logits_median_ms']:.3f} ms vs Plan.run "
-              f"{overhead['plan_run_median_ms']:.3f} ms, medians of {overhead['pairs']} interleaved calls each: "
+        plan_call = "run" if overhead["call"] == "logits" else "features"
+        print(f"Python overhead ({title}): model.{overhead['call']} {overhead['model_median_ms']:.3f} ms vs "
+              f"Plan.{plan_call} {overhead['plan_median_ms']:.3f} ms, medians of {overhead['pairs']} interleaved calls each: "
               f"{overhead['overhead_pct']:+.2f}% (paired: {overhead['paired_diff_ms'] * 1e3:+.0f} us = "
-              f"{overhead['paired_pct']:+.2f}%; goal <= 2%); control, Plan.run vs itself: {overhead['control_pct']:+.2f}%")
+              f"{overhead['paired_pct']:+.2f}%; goal <= 2%); control, Plan.{plan_call} vs itself: {overhead['control_pct']:+.2f}%")
     print(f"(load average {_load_average()})", flush=True)
     if ref.info.get("threads_option") is False and threads != 1:
         print(f"warning: this mobilenet-fast has no threads option: ours ran on 1 thread, the peers on {threads}",
@@ -700,10 +713,10 @@ def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, A
 
 
 def summarize_overhead(raw: Dict[str, Any]) -> Dict[str, Any]:
-    a, b, c = raw["logits_ms"], raw["plan_run_ms"], raw["control_ms"]
+    a, b, c = raw["model_ms"], raw["plan_ms"], raw["control_ms"]
     ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
     paired = statistics.median([x - y for x, y in zip(a, b)])
-    return {"pairs": len(a), "logits_median_ms": ma, "plan_run_median_ms": mb, "control_median_ms": mc,
+    return {"pairs": len(a), "model_median_ms": ma, "plan_median_ms": mb, "control_median_ms": mc,
             "overhead_pct": 100 * (ma - mb) / mb, "paired_diff_ms": paired, "paired_pct": 100 * paired / mb,
             "control_pct": 100 * (mc - mb) / mb, **raw}
 
