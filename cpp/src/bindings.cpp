@@ -218,7 +218,8 @@ std::vector<float> weight(const py::handle& obj, const char* name, std::vector<p
 }
 
 std::unique_ptr<mbf::Plan> make_plan(int height, int width, const py::tuple& stem, const py::list& blocks,
-                                     const py::object& classifier, const std::optional<std::string>& isa) {
+                                     const py::object& classifier, const std::optional<std::string>& isa,
+                                     int threads) {
   mbf::PlanSpec s;
   s.in_h = height;
   s.in_w = width;
@@ -261,7 +262,7 @@ std::unique_ptr<mbf::Plan> make_plan(int height, int width, const py::tuple& ste
     s.fc_weights = to_vector(fw);
     s.fc_bias = weight(t[1], "classifier bias", {s.num_classes});
   }
-  return std::make_unique<mbf::Plan>(s, kernels_for(isa));
+  return std::make_unique<mbf::Plan>(s, kernels_for(isa), threads);
 }
 
 py::array_t<float> plan_run(mbf::Plan& plan, const py::object& x_obj, bool features) {
@@ -305,16 +306,18 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<mbf::Plan>(m, "Plan", "The whole MobileNetV1 planned for one input size, run in C++.")
       .def(py::init(&make_plan), py::arg("height"), py::arg("width"), py::arg("stem"), py::arg("blocks"),
-           py::arg("classifier") = py::none(), py::arg("isa") = py::none(),
+           py::arg("classifier") = py::none(), py::arg("isa") = py::none(), py::arg("threads") = 1,
            "stem = (weights[3,3,3,C], bias[C], stride, pads), blocks = [(dw_weights[3,3,C], dw_bias[C], "
            "stride, pads, pw_weights[C,Cout], pw_bias[Cout]), ...], classifier = (weights[C,classes], "
-           "bias[classes]) or None. Weights are BatchNorm-folded float32, C-contiguous.")
+           "bias[classes]) or None. Weights are BatchNorm-folded float32, C-contiguous. threads: 1 runs "
+           "inline on the calling thread; N > 1 starts a pool of N - 1 persistent workers.")
       .def("run", [](mbf::Plan& p, const py::object& x) { return plan_run(p, x, false); }, py::arg("input"),
            "input float32 [N,H,W,3] (normalised, C-contiguous) -> logits [N,classes] "
            "(pooled features when the plan has no classifier). Releases the GIL.")
       .def("features", [](mbf::Plan& p, const py::object& x) { return plan_run(p, x, true); }, py::arg("input"),
            "input float32 [N,H,W,3] -> pooled features [N,C]. Releases the GIL.")
       .def_property_readonly("isa", [](const mbf::Plan& p) { return std::string(p.isa()); })
+      .def_property_readonly("threads", &mbf::Plan::threads)
       .def_property_readonly("input_shape", [](const mbf::Plan& p) { return py::make_tuple(p.in_h(), p.in_w(), 3); })
       .def_property_readonly("num_classes", &mbf::Plan::num_classes)
       .def_property_readonly("feature_channels", &mbf::Plan::feature_channels)
@@ -322,7 +325,8 @@ PYBIND11_MODULE(_core, m) {
       .def("__repr__", [](const mbf::Plan& p) {
         return "<Plan " + std::to_string(p.in_h()) + "x" + std::to_string(p.in_w()) + "x3 -> " +
                std::to_string(p.num_classes() ? p.num_classes() : p.feature_channels()) +
-               (p.num_classes() ? " classes" : " features") + ", isa=" + p.isa() + ">";
+               (p.num_classes() ? " classes" : " features") + ", isa=" + p.isa() +
+               ", threads=" + std::to_string(p.threads()) + ">";
       });
 
   py::module_ ops = m.def_submodule("ops", "Single NHWC float32 kernels, for tests and custom networks.");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <limits>
 #include <string>
 
@@ -12,6 +14,10 @@ namespace {
 constexpr Clamp kRelu6{0.0f, 6.0f};
 constexpr Clamp kLinear{-std::numeric_limits<float>::infinity(),
                         std::numeric_limits<float>::infinity()};
+// A depthwise output larger than this (floats) is fused with its pointwise layer in bands...
+constexpr std::size_t kFuseAboveFloats = 256 * 1024;
+// ... of about this many floats (the band stays in L2 between the two kernels).
+constexpr std::size_t kBandFloats = 32 * 1024;
 
 void expect_size(const std::vector<float>& v, std::size_t n, const std::string& what) {
   if (v.size() != n)
@@ -23,8 +29,11 @@ std::size_t pixels(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_
 
 }  // namespace
 
-Plan::Plan(const PlanSpec& spec, const KernelTable& kernels)
+Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes) {
+  if (threads < 1 || threads > kMaxThreads)
+    throw InputError("threads must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
+  threads_ = threads;
   if (spec.in_h < 3 || spec.in_w < 3 || spec.in_h > 16384 || spec.in_w > 16384)
     throw InputError("input size " + std::to_string(spec.in_h) + "x" + std::to_string(spec.in_w) +
                      " is outside 3..16384");
@@ -76,8 +85,18 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels)
     L.pw_packed.reset(packed_gemm_size(c, b.out_channels, kernels_.gemm_nr));
     pack_gemm_weights(c, b.out_channels, kernels_.gemm_nr, b.pw_weights.data(), b.pw_bias.data(),
                       L.pw_packed.data());
-    largest = std::max(largest, pixels(L.dw) * c);
     largest = std::max(largest, pixels(L.dw) * b.out_channels);
+    // Fuse when the depthwise output would not stay in cache; keep at least two bands per thread
+    // so the split balances.
+    const std::size_t row_floats = static_cast<std::size_t>(L.dw.out_w) * c;
+    if (pixels(L.dw) * c > kFuseAboveFloats) {
+      const int rows = static_cast<int>(std::max<std::size_t>(1, kBandFloats / row_floats));
+      const int balanced = std::max(1, L.dw.out_h / (2 * threads));
+      L.band_rows = std::min(rows, balanced);
+      band_floats_ = std::max(band_floats_, round_up_to_line(row_floats * L.band_rows));
+    } else {
+      largest = std::max(largest, pixels(L.dw) * c);  // the unfused depthwise output is a full buffer
+    }
     h = L.dw.out_h;
     w = L.dw.out_w;
     c = b.out_channels;
@@ -92,38 +111,150 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels)
     pack_gemm_weights(c, num_classes_, kernels_.gemm_nr, spec.fc_weights.data(),
                       spec.fc_bias.data(), fc_packed_.data());
   }
-  half_ = round_up_to_line(largest);
-  arena_.reset(2 * half_);
-  pooled_.assign(static_cast<std::size_t>(c), 0.0f);
+  largest_ = round_up_to_line(largest);
+  // One workspace per image in flight: batches run one image per thread.
+  workspaces_.resize(static_cast<std::size_t>(threads_));
+  for (std::size_t i = 0; i < workspaces_.size(); ++i) {
+    Workspace& w = workspaces_[i];
+    w.a.reset(largest_);
+    w.b.reset(largest_);
+    // Workspace 0 also serves the split-image mode, where every thread needs a band buffer.
+    w.bands.reset(band_floats_ * (i == 0 ? static_cast<std::size_t>(threads_) : 1));
+    w.pooled.reset(static_cast<std::size_t>(c));
+  }
+  if (threads_ > 1) pool_ = std::make_unique<ThreadPool>(threads_);
+}
+
+std::size_t Plan::arena_floats() const {
+  std::size_t n = 0;
+  for (const Workspace& w : workspaces_) n += w.a.size() + w.b.size() + w.bands.size();
+  return n;
+}
+
+namespace {
+
+// Runs task(i, thread) for i in [0, count): on the pool, or inline on this thread as thread 0.
+void for_tasks(ThreadPool* pool, int count, const std::function<void(int, int)>& task) {
+  if (pool) {
+    pool->run(count, task);
+  } else {
+    for (int i = 0; i < count; ++i) task(i, 0);
+  }
+}
+
+// [begin, end) of part i when `total` items are cut into `parts` nearly equal chunks, each a
+// multiple of `align` except the last.
+std::pair<int, int> chunk(int total, int parts, int i, int align) {
+  const int units = (total + align - 1) / align;
+  const int b = static_cast<int>(static_cast<long long>(units) * i / parts) * align;
+  const int e = static_cast<int>(static_cast<long long>(units) * (i + 1) / parts) * align;
+  return {std::min(b, total), std::min(e, total)};
+}
+
+}  // namespace
+
+// C[m][n] = clamp(A x B + bias) over `tasks` parts: by rows when there are plenty (each part a
+// multiple of the register tile), else by weight panels (the 7x7 and 14x14 layers).
+void Plan::gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
+                      ThreadPool* pool, int tasks) {
+  const int mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
+  const int panels = (n + nr - 1) / nr;
+  if (tasks <= 1) {
+    kernels_.gemm(m, n, k, a, k, packed, c, n, clamp);
+  } else if (m >= tasks * mr * 4 || panels < tasks) {
+    tasks = std::min(tasks, (m + mr - 1) / mr);
+    for_tasks(pool, tasks, [&](int i, int) {
+      const auto r = chunk(m, tasks, i, mr);
+      if (r.second > r.first)
+        kernels_.gemm(r.second - r.first, n, k, a + static_cast<std::ptrdiff_t>(r.first) * k, k, packed,
+                      c + static_cast<std::ptrdiff_t>(r.first) * n, n, clamp);
+    });
+  } else {
+    const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * nr;
+    for_tasks(pool, tasks, [&](int i, int) {
+      const auto p = chunk(panels, tasks, i, 1);
+      if (p.second <= p.first) return;
+      const int j0 = p.first * nr, j1 = std::min(n, p.second * nr);
+      kernels_.gemm(m, j1 - j0, k, a, k, packed + p.first * panel_stride, c + j0, n, clamp);
+    });
+  }
+}
+
+void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,
+                     ThreadPool* pool) {
+  const dwconv3x3_fn dw = L.dw_stride2 ? kernels_.dwconv3x3_s2 : kernels_.dwconv3x3_s1;
+  const int c = L.dw.in_channels;
+  const int threads = pool ? pool->size() : 1;
+  if (L.band_rows > 0) {
+    const int bands_count = (L.dw.out_h + L.band_rows - 1) / L.band_rows;
+    for_tasks(pool, bands_count, [&](int i, int thread) {
+      const int r0 = i * L.band_rows, r1 = std::min(L.dw.out_h, r0 + L.band_rows);
+      // The band buffer holds output rows [r0, r1): shift the kernel's output pointer so that
+      // row r0 lands at its start.
+      float* band = bands + static_cast<std::ptrdiff_t>(thread) * band_floats_;
+      const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(L.dw.out_w) * c;
+      dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), band - r0 * row, r0, r1, kRelu6);
+      const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(r0) * L.dw.out_w;
+      kernels_.gemm((r1 - r0) * L.dw.out_w, L.pw_out, c, band, c, L.pw_packed.data(),
+                    out + first * L.pw_out, L.pw_out, kRelu6);
+    });
+    return;
+  }
+  const int tasks = std::min(L.dw.out_h, 2 * threads);
+  for_tasks(pool, threads > 1 ? tasks : 1, [&](int i, int) {
+    const auto r = threads > 1 ? chunk(L.dw.out_h, tasks, i, 1) : std::make_pair(0, L.dw.out_h);
+    dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), dw_out, r.first, r.second, kRelu6);
+  });
+  gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, kRelu6, pool,
+             threads > 1 ? 2 * threads : 1);
+}
+
+void Plan::run_image(const float* input, float* output, bool features, Workspace& ws, ThreadPool* pool) {
+  const int threads = pool ? pool->size() : 1;
+  float* a = ws.a.data();
+  float* b = ws.b.data();
+  const int stem_tasks = threads > 1 ? std::min(stem_.out_h, 2 * threads) : 1;
+  for_tasks(pool, stem_tasks, [&](int i, int) {
+    const auto r = chunk(stem_.out_h, stem_tasks, i, 1);
+    kernels_.conv3x3_stem(stem_, input, stem_weights_.data(), stem_bias_.data(), a, r.first, r.second,
+                          kRelu6);
+  });
+  for (const Layer& L : layers_) {
+    // Fused layers go straight from a to b; unfused ones through b (depthwise) back to a, and
+    // the two buffers are swapped so that `a` always holds the next layer's input.
+    if (L.band_rows > 0) {
+      run_layer(L, a, nullptr, b, ws.bands.data(), pool);
+      std::swap(a, b);
+    } else {
+      run_layer(L, a, b, a, nullptr, pool);
+    }
+  }
+  const Layer& last = layers_.back();
+  const int hw = last.dw.out_h * last.dw.out_w;
+  if (features) {
+    kernels_.global_avg_pool(a, hw, feature_channels_, output);
+    return;
+  }
+  kernels_.global_avg_pool(a, hw, feature_channels_, ws.pooled.data());
+  gemm_split(1, num_classes_, feature_channels_, ws.pooled.data(), fc_packed_.data(), output, kLinear,
+             pool, threads > 1 ? threads : 1);
 }
 
 void Plan::run(const float* input, int batch, float* output, bool features_only) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool features = features_only || num_classes_ == 0;
-  const int out_stride = features ? feature_channels_ : num_classes_;
-  const std::size_t image = static_cast<std::size_t>(in_h_) * in_w_ * 3;
-  float* a = arena_.data();
-  float* b = arena_.data() + half_;
-  for (int n = 0; n < batch; ++n) {
-    kernels_.conv3x3_stem(stem_, input + n * image, stem_weights_.data(), stem_bias_.data(), a, 0,
-                          stem_.out_h, kRelu6);
-    for (const Layer& L : layers_) {
-      const dwconv3x3_fn dw = L.dw_stride2 ? kernels_.dwconv3x3_s2 : kernels_.dwconv3x3_s1;
-      dw(L.dw, a, L.dw_weights.data(), L.dw_bias.data(), b, 0, L.dw.out_h, kRelu6);
-      const int m = L.dw.out_h * L.dw.out_w;
-      kernels_.gemm(m, L.pw_out, L.dw.in_channels, b, L.dw.in_channels, L.pw_packed.data(), a,
-                    L.pw_out, kRelu6);
-    }
-    const Layer& last = layers_.back();
-    float* out = output + static_cast<std::ptrdiff_t>(n) * out_stride;
-    if (features) {
-      kernels_.global_avg_pool(a, last.dw.out_h * last.dw.out_w, feature_channels_, out);
-    } else {
-      kernels_.global_avg_pool(a, last.dw.out_h * last.dw.out_w, feature_channels_, pooled_.data());
-      kernels_.gemm(1, num_classes_, feature_channels_, pooled_.data(), feature_channels_,
-                    fc_packed_.data(), out, num_classes_, kLinear);
-    }
+  const std::ptrdiff_t out_stride = features ? feature_channels_ : num_classes_;
+  const std::ptrdiff_t image = static_cast<std::ptrdiff_t>(in_h_) * in_w_ * 3;
+  if (pool_ && batch >= threads_) {
+    // Whole images per thread, each with its own workspace.
+    pool_->run(batch, [&](int n, int thread) {
+      run_image(input + n * image, output + n * out_stride, features,
+                workspaces_[static_cast<std::size_t>(thread)], nullptr);
+    });
+    return;
   }
+  for (int n = 0; n < batch; ++n)
+    run_image(input + n * image, output + n * out_stride, features, workspaces_[0], pool_.get());
 }
 
 }  // namespace mbf

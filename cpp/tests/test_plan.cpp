@@ -194,7 +194,44 @@ TEST_P(PlanNet, BatchOfTwoEqualsSingleRuns) {
   }
 }
 
+// Any thread count and batch size gives exactly the single-thread results: every output value
+// is computed by the same kernel calls whatever the split (rows, weight panels, fused bands,
+// one image per thread).
+TEST_P(PlanNet, ThreadsAndBatchesGiveIdenticalResults) {
+  const int h = quick_mode() ? 64 : 160, w = quick_mode() ? 48 : 136;
+  const auto layers = mbf_support::mobilenet_v1_layers(quick_mode() ? 0.25 : 0.75, h, w, true, 1001);
+  const mbf::PlanSpec spec = random_spec(layers, 7);
+  mbf::Plan single(spec, table(GetParam()), 1);
+  const std::size_t image = static_cast<std::size_t>(h) * w * 3;
+  const int max_batch = quick_mode() ? 3 : 5;
+  Rng rng(8);
+  const Buffer batch(rng.vec(max_batch * image, -1.0f, 1.0f));
+  const std::size_t out_n = single.num_classes();
+  Buffer want(max_batch * out_n);
+  single.run(batch.data(), max_batch, want.data(), false);
+  for (int threads : {2, 3, 4}) {
+    mbf::Plan plan(spec, table(GetParam()), threads);
+    ASSERT_EQ(plan.threads(), threads);
+    for (int n : {1, 2, max_batch}) {
+      Buffer got(n * out_n);
+      plan.run(batch.data(), n, got.data(), false);
+      Checker ck(GetParam() + " threads " + std::to_string(threads) + " batch " + std::to_string(n));
+      for (std::size_t i = 0; i < n * out_n; ++i)
+        ck.bits(got[i], want[i], [&] { return "value " + std::to_string(i); });
+      ck.require(got.guards_intact(), "the plan wrote outside its output");
+      EXPECT_TRUE(ck.result());
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, PlanNet, testing::ValuesIn(isas_under_test()), IsaName());
+
+TEST(PlanThreads, RejectsOutOfRangeCounts) {
+  const auto layers = mbf_support::mobilenet_v1_layers(0.25, 32, 32, true, 10);
+  const mbf::PlanSpec spec = random_spec(layers, 1);
+  EXPECT_THROW(mbf::Plan(spec, table("scalar"), 0), mbf::InputError);
+  EXPECT_THROW(mbf::Plan(spec, table("scalar"), mbf::kMaxThreads + 1), mbf::InputError);
+}
 
 }  // namespace
 }  // namespace mbf_test

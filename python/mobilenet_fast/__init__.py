@@ -24,7 +24,7 @@ from .errors import (
     WeightFileError,
 )
 from .preprocess import load_image, preprocess
-from .runner import Model, Prediction
+from .runner import Model, Prediction, default_threads
 from .weights import ModelConfig, WeightSet, load_weights, save_weights
 
 __version__ = "0.1.0"
@@ -35,6 +35,7 @@ __all__ = [
     "load_weight_set",
     "default_model_path",
     "cpu_info",
+    "default_threads",
     "preprocess",
     "load_image",
     "Model",
@@ -75,14 +76,18 @@ def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None) -> We
     return load_weights(p)
 
 
-def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, isa: Optional[str] = None) -> Model:
+def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, isa: Optional[str] = None,
+         threads: Optional[int] = None) -> Model:
     """Load a model; with no path, the shipped ImageNet MobileNetV1 1.0/224.
 
     ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "neon"); by default the
     ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
+    ``threads`` is how many threads one call uses (default: the physical cores this process may
+    run on; 1 = no thread pool).
     """
     weights = load_weight_set(path)
-    return Model(weights, isa=isa, path=os.fspath(path) if path is not None else default_model_path())
+    return Model(weights, isa=isa, threads=threads,
+                 path=os.fspath(path) if path is not None else default_model_path())
 
 
 def cpu_info() -> Dict[str, Any]:

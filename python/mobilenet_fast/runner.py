@@ -14,7 +14,10 @@ from .errors import InputError
 from .preprocess import ImageLike, preprocess
 from .weights import ModelConfig, WeightSet
 
-__all__ = ["Model", "Prediction", "fold_batchnorm", "folded_tensors"]
+__all__ = ["Model", "Prediction", "fold_batchnorm", "folded_tensors", "default_threads", "MAX_THREADS"]
+
+#: Upper bound of ``threads`` (the C++ Plan refuses more).
+MAX_THREADS = 256
 
 Folded = Tuple[np.ndarray, np.ndarray]
 
@@ -52,19 +55,58 @@ def folded_tensors(weights: WeightSet) -> Dict[str, Folded]:
     return out
 
 
+def default_threads() -> int:
+    """Physical cores among the CPUs this process may run on (its affinity mask).
+
+    Hyper-threads of one core share its FMA units, so they do not help these kernels. Falls back
+    to the number of usable logical CPUs where the topology is not readable (non-Linux).
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{base}/core_id") as f:
+                core = f.read().strip()
+            with open(f"{base}/physical_package_id") as f:
+                package = f.read().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, min(len(cores), MAX_THREADS))
+
+
+def _check_threads(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise InputError(f"threads must be an int, got {type(threads).__name__}")
+    if not 1 <= int(threads) <= MAX_THREADS:
+        raise InputError(f"threads must be in 1..{MAX_THREADS}, got {threads}")
+    return int(threads)
+
+
 class Model:
     """A loaded MobileNetV1, ready to run.
 
     Plans (packed weights + activation buffers for one input size) are built lazily per input
-    size and cached. A Model may be shared between threads: each Plan serialises its own runs.
+    size and cached. ``threads`` (default: the physical cores this process may use) is how many
+    threads one call uses; 1 runs on the calling thread with no pool.
+
+    A Model may be shared between Python threads: calls on the same input size are serialised by
+    that Plan's lock (each call still uses all of the model's threads), calls on different sizes
+    run concurrently. Results do not depend on the thread count or on the batch they are in.
     """
 
-    def __init__(self, weights: WeightSet, *, isa: Optional[str] = None, path: Optional[str] = None) -> None:
+    def __init__(self, weights: WeightSet, *, isa: Optional[str] = None, threads: Optional[int] = None,
+                 path: Optional[str] = None) -> None:
         self.weights = weights
         self.config: ModelConfig = weights.config
         self.path = path
         self._isa_request = isa
         self.isa: str = _core.select_isa(isa)  # raises InputError for a bad / unsupported request
+        self._threads = default_threads() if threads is None else _check_threads(threads)
         self._folded = folded_tensors(weights)
         self._plans: Dict[Tuple[int, int], Any] = {}
         self._lock = threading.Lock()
@@ -86,11 +128,25 @@ class Model:
     def architecture(self, resolution: Optional[Tuple[int, int]] = None) -> MobileNetV1:
         return self.config.architecture(resolution)
 
+    @property
+    def threads(self) -> int:
+        """Threads one call uses (settable; the plans are rebuilt for the new count)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        value = _check_threads(value)
+        with self._lock:
+            if value != self._threads:
+                self._threads = value
+                self._plans = {}
+
     def __repr__(self) -> str:
         c = self.config
         where = f", path={os.path.basename(self.path)!r}" if self.path else ""
         return (f"Model(alpha={c.alpha:g}, resolution={c.resolution[0]}x{c.resolution[1]}, "
-                f"num_classes={c.num_classes}, padding={c.padding!r}, isa={self.isa!r}{where})")
+                f"num_classes={c.num_classes}, padding={c.padding!r}, isa={self.isa!r}, "
+                f"threads={self._threads}{where})")
 
     # ------------------------------------------------------------------------------- planning
     def plan(self, height: int, width: int) -> Any:
@@ -116,7 +172,7 @@ class Model:
             t = self.weights.tensors
             classifier = (np.ascontiguousarray(t["classifier.weight"]), np.ascontiguousarray(t["classifier.bias"]))
         return _core.Plan(height, width, (f["stem"][0], f["stem"][1], stem.stride, list(stem.pads)),
-                          blocks, classifier, self._isa_request)
+                          blocks, classifier, self._isa_request, self._threads)
 
     # ------------------------------------------------------------------------------ inference
     def _check_batch(self, batch: Any) -> np.ndarray:

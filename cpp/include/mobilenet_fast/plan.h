@@ -3,15 +3,19 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 #include "mobilenet_fast/aligned_buffer.h"
 #include "mobilenet_fast/kernels.h"
+#include "mobilenet_fast/thread_pool.h"
 
 namespace mbf {
 
 using Pads = std::array<int, 4>;  // top, left, bottom, right
+
+constexpr int kMaxThreads = 256;
 
 struct PlanBlockSpec {
   int stride = 1;
@@ -36,17 +40,29 @@ struct PlanSpec {
   std::vector<float> fc_bias;       // [num_classes]
 };
 
+// How the Plan spreads work over its threads and keeps intermediates in cache:
+// - one image at a time (batch < threads): every layer is split over the pool, by output rows
+//   (stem, depthwise, pointwise with many rows) or by weight panels (pointwise on small maps);
+// - batch >= threads: each thread runs whole images with its own workspace, no synchronisation;
+// - a depthwise layer whose output would not stay in cache is fused with the pointwise layer
+//   after it: a band of depthwise output rows goes to a small per-thread buffer and straight into
+//   the GEMM, so the full intermediate never exists.
+// Every output value is computed by the same kernel calls in the same order whatever the split,
+// so results are bitwise identical for any thread count and batch size.
 class Plan {
  public:
-  // Validates that every shape chains (throws InputError naming the layer), then packs weights.
-  Plan(const PlanSpec& spec, const KernelTable& kernels);
+  // Validates that every shape chains (throws InputError naming the layer), then packs weights
+  // and allocates every buffer a run needs (run() allocates nothing). threads >= 1.
+  Plan(const PlanSpec& spec, const KernelTable& kernels, int threads = 1);
 
   int in_h() const { return in_h_; }
   int in_w() const { return in_w_; }
   int num_classes() const { return num_classes_; }
   int feature_channels() const { return feature_channels_; }
   const char* isa() const { return kernels_.isa; }
-  std::size_t arena_floats() const { return arena_.size(); }
+  int threads() const { return threads_; }
+  // Floats of activation memory: per workspace two ping-pong buffers and the band buffers.
+  std::size_t arena_floats() const;
 
   // input [batch][in_h][in_w][3] -> output [batch][num_classes] logits, or with
   // features_only (or num_classes == 0) [batch][feature_channels] pooled features.
@@ -60,16 +76,30 @@ class Plan {
     std::vector<float> dw_weights, dw_bias;
     int pw_out;
     AlignedBuffer pw_packed;
+    int band_rows = 0;  // > 0: fused depthwise+pointwise in bands of this many output rows
   };
+  // Buffers for one image in flight.
+  struct Workspace {
+    AlignedBuffer a, b;      // ping-pong activations
+    AlignedBuffer bands;     // band buffers of the fused layers, one per thread using them
+    AlignedBuffer pooled;    // pooled features
+  };
+  void run_image(const float* input, float* output, bool features, Workspace& ws, ThreadPool* pool);
+  void run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,
+                 ThreadPool* pool);
+  void gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
+                  ThreadPool* pool, int tasks);
   const KernelTable& kernels_;
   int in_h_, in_w_, num_classes_, feature_channels_;
   Conv2dGeom stem_;
   std::vector<float> stem_weights_, stem_bias_;
   std::vector<Layer> layers_;
   AlignedBuffer fc_packed_;
-  AlignedBuffer arena_;  // two ping-pong activation buffers, each starting on a cache line
-  std::size_t half_ = 0;
-  std::vector<float> pooled_;
+  std::size_t largest_ = 0;     // floats of the largest activation of one image
+  std::size_t band_floats_ = 0; // floats of one band buffer
+  int threads_ = 1;
+  std::vector<Workspace> workspaces_;  // [0] serves the split-image mode, all serve batches
+  std::unique_ptr<ThreadPool> pool_;
   std::mutex mutex_;
 };
 
