@@ -97,3 +97,21 @@ def test_many_python_threads_share_one_model(threads, small_weights):
     for t in pool:
         t.join()
     assert not errors, errors[:3]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_nan_or_inf_anywhere_is_refused(threads, small_weights):
+    """The finite check runs inside the stem's row tasks: every row of every image is covered."""
+    model = mf.Model(small_weights, threads=threads)
+    for batch in (1, 2, 5):
+        for image, row, col, value in [(0, 0, 0, np.nan), (batch - 1, 159, 127, np.inf), (batch - 1, 80, 3, -np.inf),
+                                       (0, 1, 64, np.nan), (batch // 2, 158, 0, np.nan)]:
+            x = random_input(batch, 160, 128, seed=1)
+            x[image, row, col, col % 3] = value
+            with pytest.raises(InputError, match="NaN or Inf"):
+                model.logits(x)
+            with pytest.raises(InputError, match="NaN or Inf"):
+                model.features(x)
+    # the model still works afterwards
+    x = random_input(2, 160, 128, seed=1)
+    np.testing.assert_array_equal(model.logits(x), mf.Model(small_weights, threads=1).logits(x))

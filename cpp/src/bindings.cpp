@@ -6,6 +6,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -265,7 +267,7 @@ std::unique_ptr<mbf::Plan> make_plan(int height, int width, const py::tuple& ste
   return std::make_unique<mbf::Plan>(s, kernels_for(isa), threads);
 }
 
-py::array_t<float> plan_run(mbf::Plan& plan, const py::object& x_obj, bool features) {
+py::array_t<float> plan_run(mbf::Plan& plan, const py::object& x_obj, bool features, bool check_finite) {
   FloatArray x = checked(x_obj, "input", 4);
   if (x.shape(1) != plan.in_h() || x.shape(2) != plan.in_w() || x.shape(3) != 3)
     throw InputError("input has shape " + shape_str(x) + ", expected (N, " + std::to_string(plan.in_h()) +
@@ -275,10 +277,12 @@ py::array_t<float> plan_run(mbf::Plan& plan, const py::object& x_obj, bool featu
   py::array_t<float> out(std::vector<py::ssize_t>{n, feat ? plan.feature_channels() : plan.num_classes()});
   const float* xp = x.data();
   float* op = out.mutable_data();
+  bool finite = true;
   {
     py::gil_scoped_release release;
-    plan.run(xp, static_cast<int>(n), op, feat);
+    finite = plan.run(xp, static_cast<int>(n), op, feat, check_finite);
   }
+  if (!finite) throw InputError("input contains NaN or Inf values");
   return out;
 }
 
@@ -311,10 +315,13 @@ PYBIND11_MODULE(_core, m) {
            "stride, pads, pw_weights[C,Cout], pw_bias[Cout]), ...], classifier = (weights[C,classes], "
            "bias[classes]) or None. Weights are BatchNorm-folded float32, C-contiguous. threads: 1 runs "
            "inline on the calling thread; N > 1 starts a pool of N - 1 persistent workers.")
-      .def("run", [](mbf::Plan& p, const py::object& x) { return plan_run(p, x, false); }, py::arg("input"),
+      .def("run", [](mbf::Plan& p, const py::object& x, bool check) { return plan_run(p, x, false, check); },
+           py::arg("input"), py::arg("check_finite") = false,
            "input float32 [N,H,W,3] (normalised, C-contiguous) -> logits [N,classes] "
-           "(pooled features when the plan has no classifier). Releases the GIL.")
-      .def("features", [](mbf::Plan& p, const py::object& x) { return plan_run(p, x, true); }, py::arg("input"),
+           "(pooled features when the plan has no classifier). Releases the GIL. check_finite: "
+           "refuse NaN/Inf inputs (InputError) instead of computing with them.")
+      .def("features", [](mbf::Plan& p, const py::object& x, bool check) { return plan_run(p, x, true, check); },
+           py::arg("input"), py::arg("check_finite") = false,
            "input float32 [N,H,W,3] -> pooled features [N,C]. Releases the GIL.")
       .def_property_readonly("isa", [](const mbf::Plan& p) { return std::string(p.isa()); })
       .def_property_readonly("threads", &mbf::Plan::threads)

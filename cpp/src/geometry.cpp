@@ -3,6 +3,12 @@
 
 #include "mobilenet_fast/kernels.h"
 
+#include <cstdint>
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mbf {
 
 void complete_geometry(Conv2dGeom& g) {
@@ -36,6 +42,29 @@ void pack_gemm_weights(int k, int n, int nr, const float* b, const float* bias, 
       for (int j = 0; j < nr; ++j)
         dst[j] = j < cols ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : 0.0f;
   }
+}
+
+bool all_finite(const float* x, std::size_t n) {
+  std::uint32_t bad = 0;
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // SSE2 is part of x86-64: four floats per compare, sixteen per iteration.
+  const __m128i exp_mask = _mm_set1_epi32(0x7f800000);
+  __m128i acc = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; j += 4) {
+      const __m128i v = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + j)), exp_mask);
+      acc = _mm_or_si128(acc, _mm_cmpeq_epi32(v, exp_mask));
+    }
+  }
+  bad = static_cast<std::uint32_t>(_mm_movemask_epi8(acc));
+#endif
+  for (; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
 }
 
 }  // namespace mbf

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <atomic>
 #include <functional>
 #include <utility>
 #include <limits>
@@ -209,13 +210,25 @@ void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out,
              threads > 1 ? 2 * threads : 1);
 }
 
-void Plan::run_image(const float* input, float* output, bool features, Workspace& ws, ThreadPool* pool) {
+bool Plan::run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
+                     ThreadPool* pool) {
   const int threads = pool ? pool->size() : 1;
   float* a = ws.a.data();
   float* b = ws.b.data();
   const int stem_tasks = threads > 1 ? std::min(stem_.out_h, 2 * threads) : 1;
+  std::atomic<bool> finite{true};
   for_tasks(pool, stem_tasks, [&](int i, int) {
     const auto r = chunk(stem_.out_h, stem_tasks, i, 1);
+    if (check_finite) {
+      // The input rows this task's windows read; the first and last tasks extend to the image's
+      // edges so that every row is checked once the tasks are done.
+      const int lo = i == 0 ? 0 : std::max(0, r.first * stem_.stride - stem_.pad_top);
+      const int hi = i == stem_tasks - 1 ? stem_.in_h
+                                         : std::min(stem_.in_h, (r.second - 1) * stem_.stride - stem_.pad_top + 3);
+      const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(stem_.in_w) * 3;
+      if (hi > lo && !all_finite(input + lo * row, static_cast<std::size_t>((hi - lo) * row)))
+        finite.store(false, std::memory_order_relaxed);
+    }
     kernels_.conv3x3_stem(stem_, input, stem_weights_.data(), stem_bias_.data(), a, r.first, r.second,
                           kRelu6);
   });
@@ -233,28 +246,34 @@ void Plan::run_image(const float* input, float* output, bool features, Workspace
   const int hw = last.dw.out_h * last.dw.out_w;
   if (features) {
     kernels_.global_avg_pool(a, hw, feature_channels_, output);
-    return;
+  } else {
+    kernels_.global_avg_pool(a, hw, feature_channels_, ws.pooled.data());
+    gemm_split(1, num_classes_, feature_channels_, ws.pooled.data(), fc_packed_.data(), output, kLinear,
+               pool, threads > 1 ? threads : 1);
   }
-  kernels_.global_avg_pool(a, hw, feature_channels_, ws.pooled.data());
-  gemm_split(1, num_classes_, feature_channels_, ws.pooled.data(), fc_packed_.data(), output, kLinear,
-             pool, threads > 1 ? threads : 1);
+  return finite.load();
 }
 
-void Plan::run(const float* input, int batch, float* output, bool features_only) {
+bool Plan::run(const float* input, int batch, float* output, bool features_only, bool check_finite) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool features = features_only || num_classes_ == 0;
   const std::ptrdiff_t out_stride = features ? feature_channels_ : num_classes_;
   const std::ptrdiff_t image = static_cast<std::ptrdiff_t>(in_h_) * in_w_ * 3;
+  std::atomic<bool> finite{true};
   if (pool_ && batch >= threads_) {
     // Whole images per thread, each with its own workspace.
     pool_->run(batch, [&](int n, int thread) {
-      run_image(input + n * image, output + n * out_stride, features,
-                workspaces_[static_cast<std::size_t>(thread)], nullptr);
+      if (!run_image(input + n * image, output + n * out_stride, features, check_finite,
+                     workspaces_[static_cast<std::size_t>(thread)], nullptr))
+        finite.store(false, std::memory_order_relaxed);
     });
-    return;
+    return finite.load();
   }
   for (int n = 0; n < batch; ++n)
-    run_image(input + n * image, output + n * out_stride, features, workspaces_[0], pool_.get());
+    if (!run_image(input + n * image, output + n * out_stride, features, check_finite, workspaces_[0],
+                   pool_.get()))
+      finite.store(false, std::memory_order_relaxed);
+  return finite.load();
 }
 
 }  // namespace mbf

@@ -52,6 +52,9 @@ using global_avg_pool_fn = void (*)(const float* input, int hw, int channels, fl
 // out[n] = softmax(in[n]).
 using softmax_fn = void (*)(const float* input, int n, float* output);
 
+// True when none of the n values is NaN or +-Inf.
+bool all_finite(const float* x, std::size_t n);
+
 // Number of floats pack_gemm_weights() writes for a K x N weight matrix and panel width nr.
 std::size_t packed_gemm_size(int k, int n, int nr);
 // Packs B[K][N] and bias[N] (bias may be null: zeros) into ceil(N/nr) panels, each holding nr

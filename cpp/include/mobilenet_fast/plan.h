@@ -66,8 +66,10 @@ class Plan {
 
   // input [batch][in_h][in_w][3] -> output [batch][num_classes] logits, or with
   // features_only (or num_classes == 0) [batch][feature_channels] pooled features.
-  // Serialised by a mutex: one Plan may be shared between threads.
-  void run(const float* input, int batch, float* output, bool features_only);
+  // Serialised by a mutex: one Plan may be shared between threads. With check_finite, returns
+  // false (output unspecified) if the input holds NaN or Inf; the check runs inside the stem's
+  // row tasks, on input rows the stem is about to read, so it costs almost no memory traffic.
+  bool run(const float* input, int batch, float* output, bool features_only, bool check_finite = false);
 
  private:
   struct Layer {
@@ -84,7 +86,9 @@ class Plan {
     AlignedBuffer bands;     // band buffers of the fused layers, one per thread using them
     AlignedBuffer pooled;    // pooled features
   };
-  void run_image(const float* input, float* output, bool features, Workspace& ws, ThreadPool* pool);
+  // Returns false if check_finite found NaN/Inf in the input.
+  bool run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
+                 ThreadPool* pool);
   void run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,
                  ThreadPool* pool);
   void gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
