@@ -327,3 +327,18 @@ def test_module_entry_point_subprocess():
                        text=True, env=env, cwd=ROOT, timeout=60)
     assert r.returncode == 1
     assert "alpha" in r.stderr
+
+
+def test_classify_threads_option_and_info_reports_default_threads(capsys):
+    import mobilenet_fast as mf
+    from mobilenet_fast.cli import main
+
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples")
+    assert main(["classify", os.path.join(examples, "coffee.png"), "--threads", "2", "--top", "1"]) == 0
+    assert "espresso" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["classify", os.path.join(examples, "coffee.png"), "--threads", "0"])
+    assert e.value.code == 2
+    capsys.readouterr()
+    assert main(["info"]) == 0
+    assert f"threads by default: {mf.default_threads()}" in capsys.readouterr().out

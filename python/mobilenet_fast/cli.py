@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top", "-k", type=_positive_int, default=5, metavar="K", help="how many classes to print (default 5)")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
+    c.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
+                   help="threads per image (default: the physical cores this process may use)")
 
     i = sub.add_parser("info", help="print the layer table, costs and the CPU's kernel paths",
                        description="Print MobileNetV1's per-layer table (shapes, pads, parameters, multiply-adds), "
@@ -120,16 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(weights: Optional[str], isa: Optional[str] = None):  # type: ignore[no-untyped-def]
+def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None):  # type: ignore[no-untyped-def]
     from . import load
 
-    return load(weights, isa=isa)
+    return load(weights, isa=isa, threads=threads)
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from .errors import MobileNetFastError
 
-    model = _load(args.weights, args.isa)
+    model = _load(args.weights, args.isa, args.threads)
     results = []
     failed = 0
     for path in args.images:
@@ -151,7 +153,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from . import cpu_info, load_weight_set
+    from . import cpu_info, default_threads, load_weight_set
     from .architecture import MobileNetV1
 
     alpha, res, classes, padding = 1.0, (224, 224), 1000, "tf_same"
@@ -170,7 +172,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             "layers": [dict(name=s.name, kind=s.kind, stride=s.stride, input=[s.in_h, s.in_w, s.in_channels],
                             output=[s.out_h, s.out_w, s.out_channels], pads=list(s.pads), params=s.params,
                             macs=s.macs) for s in arch],
-            "cpu": cpu,
+            "cpu": cpu, "default_threads": default_threads(),
         }, indent=2))
         return 0
     print(arch.format_table())
@@ -179,6 +181,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"CPU: {cpu['arch']}; features: {feats}")
     print(f"kernel paths compiled: {', '.join(cpu['compiled_isas'])}; supported here: "
           f"{', '.join(cpu['supported_isas'])}; selected: {cpu['selected_isa']}")
+    print(f"threads by default: {default_threads()} (physical cores this process may run on)")
     if cpu.get("error"):
         print(f"warning: {cpu['error']}")
     return 0
