@@ -154,15 +154,15 @@ std::pair<int, int> chunk(int total, int parts, int i, int align) {
 
 }  // namespace
 
-// C[m][n] = clamp(A x B + bias) over `tasks` parts: by rows when there are plenty (each part a
-// multiple of the register tile), else by weight panels (the 7x7 and 14x14 layers).
+// C[m][n] = clamp(A x B + bias) over `tasks` parts: by rows when every part gets at least one
+// register tile of rows (parts are multiples of the tile), else by weight panels (the classifier).
 void Plan::gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
                       ThreadPool* pool, int tasks) {
   const int mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
   const int panels = (n + nr - 1) / nr;
   if (tasks <= 1) {
     kernels_.gemm(m, n, k, a, k, packed, c, n, clamp);
-  } else if (m >= tasks * mr * 4 || panels < tasks) {
+  } else if (m >= tasks * mr || panels < tasks) {
     tasks = std::min(tasks, (m + mr - 1) / mr);
     for_tasks(pool, tasks, [&](int i, int) {
       const auto r = chunk(m, tasks, i, mr);
@@ -206,8 +206,9 @@ void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out,
     const auto r = threads > 1 ? chunk(L.dw.out_h, tasks, i, 1) : std::make_pair(0, L.dw.out_h);
     dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), dw_out, r.first, r.second, kRelu6);
   });
-  gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, kRelu6, pool,
-             threads > 1 ? 2 * threads : 1);
+  // One GEMM part per thread: measured faster than finer parts on the 14x14 layers (fewer,
+  // longer sweeps over the weights), and rows are preferred over panels down to one tile each.
+  gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, kRelu6, pool, threads);
 }
 
 bool Plan::run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
