@@ -216,7 +216,9 @@ bool Plan::run_image(const float* input, float* output, bool features, bool chec
   const int threads = pool ? pool->size() : 1;
   float* a = ws.a.data();
   float* b = ws.b.data();
-  const int stem_tasks = threads > 1 ? std::min(stem_.out_h, 2 * threads) : 1;
+  // Small row chunks (also on one thread), so that the finite check reads each chunk's input rows
+  // into L1/L2 just before the stem uses them.
+  const int stem_tasks = std::min(stem_.out_h, std::max(2 * threads, (stem_.out_h + 7) / 8));
   std::atomic<bool> finite{true};
   for_tasks(pool, stem_tasks, [&](int i, int) {
     const auto r = chunk(stem_.out_h, stem_tasks, i, 1);
