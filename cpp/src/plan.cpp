@@ -93,7 +93,11 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     if (pixels(L.dw) * c > kFuseAboveFloats) {
       const int rows = static_cast<int>(std::max<std::size_t>(1, kBandFloats / row_floats));
       const int balanced = std::max(1, L.dw.out_h / (2 * threads));
-      L.band_rows = std::min(rows, balanced);
+      // Round the number of bands up to a multiple of the thread count, then share the rows out
+      // evenly, so that every thread gets the same number of equal bands.
+      int bands = (L.dw.out_h + std::min(rows, balanced) - 1) / std::min(rows, balanced);
+      bands = (bands + threads - 1) / threads * threads;
+      L.band_rows = std::max(1, (L.dw.out_h + bands - 1) / bands);
       band_floats_ = std::max(band_floats_, round_up_to_line(row_floats * L.band_rows));
     } else {
       largest = std::max(largest, pixels(L.dw) * c);  // the unfused depthwise output is a full buffer
