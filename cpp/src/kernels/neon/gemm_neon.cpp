@@ -90,13 +90,59 @@ void tile_mrx8(int k, const float* a, Index lda, const float* panel, float* c, I
   }
 }
 
+#if !defined(__aarch64__)
+// The full armv7 tile with the accumulators in named variables: GCC keeps an array of eight q
+// accumulators in memory on 32-bit ARM (spilling inside the k loop), these stay in registers
+// (8 accumulators + 2 weight vectors + 1 broadcast of the 16 q registers).
+void tile_4x8(int k, const float* a, Index lda, const float* panel, float* c, Index ldc, float32x4_t vmin,
+              float32x4_t vmax, int cols) {
+  float32x4_t c00 = vld1q_f32(panel), c01 = vld1q_f32(panel + 4);
+  float32x4_t c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
+  const float* a0 = a;
+  const float* a1 = a + lda;
+  const float* a2 = a + 2 * lda;
+  const float* a3 = a + 3 * lda;
+  const float* w = panel + kNr;
+  for (int p = 0; p < k; ++p, w += kNr) {
+    const float32x4_t b0 = vld1q_f32(w), b1 = vld1q_f32(w + 4);
+    float32x4_t x = vld1q_dup_f32(a0 + p);
+    c00 = vfmaq_f32(c00, x, b0);
+    c01 = vfmaq_f32(c01, x, b1);
+    x = vld1q_dup_f32(a1 + p);
+    c10 = vfmaq_f32(c10, x, b0);
+    c11 = vfmaq_f32(c11, x, b1);
+    x = vld1q_dup_f32(a2 + p);
+    c20 = vfmaq_f32(c20, x, b0);
+    c21 = vfmaq_f32(c21, x, b1);
+    x = vld1q_dup_f32(a3 + p);
+    c30 = vfmaq_f32(c30, x, b0);
+    c31 = vfmaq_f32(c31, x, b1);
+  }
+  const float32x4_t r[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  for (int i = 0; i < 4; ++i) {
+    const float32x4_t v0 = vminq_f32(vmaxq_f32(r[i][0], vmin), vmax);
+    const float32x4_t v1 = vminq_f32(vmaxq_f32(r[i][1], vmin), vmax);
+    float* ci = c + i * ldc;
+    if (cols >= kNr) {
+      vst1q_f32(ci, v0);
+      vst1q_f32(ci + 4, v1);
+    } else {
+      float tmp[kNr];
+      vst1q_f32(tmp, v0);
+      vst1q_f32(tmp + 4, v1);
+      for (int j = 0; j < cols; ++j) ci[j] = tmp[j];
+    }
+  }
+}
+#endif
+
 using tile_fn = void (*)(int, const float*, Index, const float*, float*, Index, float32x4_t, float32x4_t, int);
 
 #if defined(__aarch64__)
 const tile_fn kTiles[kMr + 1] = {nullptr,       tile_mrx8<1>, tile_mrx8<2>, tile_mrx8<3>, tile_mrx8<4>,
                                  tile_mrx8<5>,  tile_mrx8<6>, tile_mrx8<7>, tile_mrx8<8>};
 #else
-const tile_fn kTiles[kMr + 1] = {nullptr, tile_mrx8<1>, tile_mrx8<2>, tile_mrx8<3>, tile_mrx8<4>};
+const tile_fn kTiles[kMr + 1] = {nullptr, tile_mrx8<1>, tile_mrx8<2>, tile_mrx8<3>, tile_4x8};
 #endif
 
 void gemm_neon(int m, int n, int k, const float* a, Index lda, const float* packed, float* c, Index ldc,
