@@ -1,8 +1,8 @@
 // NEON depthwise 3x3 (stride 1 and 2), the 3x3 stem convolution and global average pooling, for
 // aarch64 (ARMv8.0 Advanced SIMD) and 32-bit armv7 with NEON + VFPv4 (-mfpu=neon-vfpv4).
 //
-// Layout and loop order follow the x86 kernels: NHWC, one output row at a time, pixel blocks
-// outside, 4-channel q-register blocks inside. Output columns whose three taps all lie inside the
+// Layout and loop order follow the x86 kernels: NHWC; channel tiles and column strips (cache
+// blocking), output rows, pixel blocks, 4-channel q-register blocks inside. Output columns whose three taps all lie inside the
 // input row ("interior" columns) run through register-blocked code without any padding test; the
 // at most one border column on each side goes through a per-pixel path whose tap range is
 // computed once. Rows outside the image are skipped by the kernel-row range [kh_begin, kh_end).
@@ -105,17 +105,18 @@ MBF_NEON_INLINE void dw_pixels(const Rows& r, Index c0, Index x0, Index C, const
   for (int p = 0; p < P; ++p) vst1q_f32(o + p * C + c0, clamp4(acc[p], lo, hi));
 }
 
-// P interior pixels, every full 4-channel block.
+// P interior pixels, the 4-channel blocks of [cb, ce).
 template <int S, int P>
-void dw_interior(const Rows& r, Index x0, Index C, Index C4, const float* w, const float* bias, float32x4_t lo,
-                 float32x4_t hi, float* o) {
-  for (Index c0 = 0; c0 < C4; c0 += 4) dw_pixels<S, P>(r, c0, x0, C, w, bias, lo, hi, o);
+void dw_interior(const Rows& r, Index x0, Index C, Index cb, Index ce, const float* w, const float* bias,
+                 float32x4_t lo, float32x4_t hi, float* o) {
+  for (Index c0 = cb; c0 < ce; c0 += 4) dw_pixels<S, P>(r, c0, x0, C, w, bias, lo, hi, o);
 }
 
-// One border pixel whose taps are [kw_begin, kw_end) (input column iw0 + kw), all full blocks.
-void dw_border(const Rows& r, int iw0, int kw_begin, int kw_end, Index C, Index C4, const float* w,
+// One border pixel whose taps are [kw_begin, kw_end) (input column iw0 + kw), the 4-channel
+// blocks of [cb, ce).
+void dw_border(const Rows& r, int iw0, int kw_begin, int kw_end, Index C, Index cb, Index ce, const float* w,
                const float* bias, float32x4_t lo, float32x4_t hi, float* o) {
-  for (Index c0 = 0; c0 < C4; c0 += 4) {
+  for (Index c0 = cb; c0 < ce; c0 += 4) {
     float32x4_t acc = vld1q_f32(bias + c0);
     for (int kh = r.kh_begin; kh < r.kh_end; ++kh)
       for (int kw = kw_begin; kw < kw_end; ++kw)
@@ -140,6 +141,12 @@ void dw_tail_row(const Conv2dGeom& g, const Rows& r, Index C4, const float* w, c
   }
 }
 
+// Cache blocking as in the x86 kernels: channel tiles of at most kDwTileChannels, and within a
+// tile vertical strips of output columns whose three input rows (of the tile's channels) take
+// about kDwStripBytes, so an input row stays in L1 for the three output rows that read it.
+constexpr Index kDwTileChannels = 64;
+constexpr Index kDwStripBytes = 16 * 1024;
+
 template <int S>
 void dwconv3x3_neon(const Conv2dGeom& g, const float* in, const float* w, const float* bias, float* out,
                     int row_begin, int row_end, Clamp c) {
@@ -149,30 +156,44 @@ void dwconv3x3_neon(const Conv2dGeom& g, const float* in, const float* w, const 
   const Index out_row = static_cast<Index>(g.out_w) * C;
   const float32x4_t lo = vdupq_n_f32(c.min), hi = vdupq_n_f32(c.max);
   const Columns cols = interior_columns(g.in_w, g.out_w, S, g.pad_left);
-  auto border = [&](const Rows& r, int ow, float* orow) {
-    const int iw0 = ow * S - g.pad_left;
-    dw_border(r, iw0, imax(0, -iw0), imin(3, g.in_w - iw0), C, C4, w, bias, lo, hi, orow + ow * C);
-  };
-  for (int oh = row_begin; oh < row_end; ++oh) {
-    const Rows r = input_rows(in, in_row, g.in_h, oh, S, g.pad_top);
-    float* orow = out + oh * out_row;
-    if (C4 > 0) {
-      for (int ow = 0; ow < cols.lo; ++ow) border(r, ow, orow);
-      int ow = cols.lo;
-      for (; ow + kDwPixels <= cols.hi; ow += kDwPixels)
-        dw_interior<S, kDwPixels>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, C4, w, bias, lo, hi,
-                                  orow + ow * C);
+  for (Index t0 = 0; t0 < C4; t0 += kDwTileChannels) {
+    const Index t1 = C4 - t0 < kDwTileChannels ? C4 : t0 + kDwTileChannels;
+    const int strip_inputs = static_cast<int>(kDwStripBytes / (3 * static_cast<Index>(sizeof(float)) * (t1 - t0)));
+    const int strip = imax(8, ((strip_inputs - 3) / S + 1) / 8 * 8);
+    auto border = [&](const Rows& r, int ow, float* orow) {
+      const int iw0 = ow * S - g.pad_left;
+      dw_border(r, iw0, imax(0, -iw0), imin(3, g.in_w - iw0), C, t0, t1, w, bias, lo, hi, orow + ow * C);
+    };
+    for (int s0 = 0; s0 < g.out_w; s0 += strip) {
+      const int s1 = imin(g.out_w, s0 + strip);
+      // [s0, s1) = left border columns, interior [i0, i1), right border columns.
+      const int i0 = imin(s1, imax(s0, cols.lo)), i1 = imax(i0, imin(s1, cols.hi));
+      for (int oh = row_begin; oh < row_end; ++oh) {
+        const Rows r = input_rows(in, in_row, g.in_h, oh, S, g.pad_top);
+        float* orow = out + oh * out_row;
+        for (int ow = s0; ow < i0; ++ow) border(r, ow, orow);
+        int ow = i0;
+        for (; ow + kDwPixels <= i1; ow += kDwPixels)
+          dw_interior<S, kDwPixels>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, t0, t1, w, bias, lo, hi,
+                                    orow + ow * C);
 #if defined(__aarch64__)
-      for (; ow + 4 <= cols.hi; ow += 4)
-        dw_interior<S, 4>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, C4, w, bias, lo, hi, orow + ow * C);
+        for (; ow + 4 <= i1; ow += 4)
+          dw_interior<S, 4>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, t0, t1, w, bias, lo, hi,
+                            orow + ow * C);
 #endif
-      for (; ow + 2 <= cols.hi; ow += 2)
-        dw_interior<S, 2>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, C4, w, bias, lo, hi, orow + ow * C);
-      for (; ow < cols.hi; ++ow)
-        dw_interior<S, 1>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, C4, w, bias, lo, hi, orow + ow * C);
-      for (ow = cols.hi; ow < g.out_w; ++ow) border(r, ow, orow);
+        for (; ow + 2 <= i1; ow += 2)
+          dw_interior<S, 2>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, t0, t1, w, bias, lo, hi,
+                            orow + ow * C);
+        for (; ow < i1; ++ow)
+          dw_interior<S, 1>(r, static_cast<Index>(ow * S - g.pad_left) * C, C, t0, t1, w, bias, lo, hi,
+                            orow + ow * C);
+        for (ow = i1; ow < s1; ++ow) border(r, ow, orow);
+      }
     }
-    if (C4 < C) dw_tail_row(g, r, C4, w, bias, c, orow);
+  }
+  if (C4 < C) {
+    for (int oh = row_begin; oh < row_end; ++oh)
+      dw_tail_row(g, input_rows(in, in_row, g.in_h, oh, S, g.pad_top), C4, w, bias, c, out + oh * out_row);
   }
 }
 
