@@ -2,6 +2,10 @@
 
 #include <cstdlib>
 
+#if defined(__arm__) && !defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 #include "kernels/kernels_internal.h"
 
 namespace mbf {
@@ -22,6 +26,9 @@ const std::vector<IsaEntry>& isa_entries() {
       {"avx2", avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
       {"avx512", avx512_kernels,
        [](const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq; }},
+#endif
+#if defined(MBF_HAVE_NEON_KERNELS)
+      {"neon", neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
 #endif
   };
   return entries;
@@ -58,6 +65,13 @@ const CpuFeatures& cpu_features() {
     r.arch = "arm";
 #if defined(__ARM_NEON)
     r.neon = true;
+#elif defined(__linux__)
+    // This file is built with the toolchain's default FPU (often vfpv3-d16, no NEON); only the
+    // NEON kernels get -mfpu=neon-vfpv4. Ask the kernel whether the CPU has NEON and the VFPv4
+    // fused multiply-add those kernels use.
+    const unsigned long hwcap = getauxval(AT_HWCAP);
+    constexpr unsigned long kHwcapNeon = 1ul << 12, kHwcapVfpv4 = 1ul << 16;
+    r.neon = (hwcap & kHwcapNeon) && (hwcap & kHwcapVfpv4);
 #endif
 #else
     r.arch = "other";

@@ -97,5 +97,27 @@ TEST(Dispatch, UnknownUncompiledAndUnsupportedIsasAreErrors) {
   }
 }
 
+// On ARM builds the neon table must be compiled in, and used wherever the CPU has NEON (always
+// on aarch64; on 32-bit ARM the run-time HWCAP check decides). Catches a build or dispatch change
+// that silently leaves an ARM build on the scalar path.
+TEST(Dispatch, NeonOnArmBuilds) {
+#if defined(__aarch64__) || defined(__arm__)
+#if !defined(MBF_HAVE_NEON_KERNELS)
+  FAIL() << "an ARM build without MBF_HAVE_NEON_KERNELS";
+#else
+  EXPECT_TRUE(contains(mbf::compiled_isas(), "neon"));
+#if defined(__aarch64__)
+  EXPECT_TRUE(mbf::cpu_features().neon) << "Advanced SIMD is mandatory on aarch64";
+#endif
+  EXPECT_EQ(contains(mbf::supported_isas(), "neon"), mbf::cpu_features().neon);
+  if (mbf::cpu_features().neon && !std::getenv("MOBILENET_FAST_ISA")) {
+    EXPECT_EQ(std::string(mbf::select_kernels().isa), "neon");
+  }
+#endif
+#else
+  GTEST_SKIP() << "not an ARM build";
+#endif
+}
+
 }  // namespace
 }  // namespace mbf_test

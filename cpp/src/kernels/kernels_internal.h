@@ -60,4 +60,30 @@ void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, 
 const KernelTable& avx512_kernels();
 #endif
 
+#if defined(MBF_HAVE_NEON_KERNELS)
+// ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4 (-mfpu=neon-vfpv4)
+// Depthwise 3x3, stride 1 / 2, channels in 4-lane q registers (C % 4 channels: scalar tail).
+void dwconv3x3_s1_neon_4c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                          float* output, int row_begin, int row_end, Clamp clamp);
+void dwconv3x3_s2_neon_4c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                          float* output, int row_begin, int row_end, Clamp clamp);
+// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in chunks of 16, then 4, then scalar).
+void conv3x3_stem_neon(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
+                       float* output, int row_begin, int row_end, Clamp clamp);
+// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
+void global_avg_pool_neon(const float* input, int hw, int channels, float* output);
+#if defined(__aarch64__)
+constexpr int kGemmMrNeon = 8;  // 32 q registers: 16 accumulators, 8 A vectors, 2 weight vectors
+constexpr int kGemmNrNeon = 8;
+void gemm_8x8_neon(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                   std::ptrdiff_t ldc, Clamp clamp);
+#else
+constexpr int kGemmMrNeon = 4;  // 16 q registers: 8 accumulators, 2 weight vectors, 1 broadcast
+constexpr int kGemmNrNeon = 8;
+void gemm_4x8_neon32(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                     std::ptrdiff_t ldc, Clamp clamp);
+#endif
+const KernelTable& neon_kernels();
+#endif
+
 }  // namespace mbf
