@@ -17,7 +17,8 @@ set(CMAKE_CXX_COMPILER ${MBF_CROSS_TRIPLE}-g++)
 # Libraries, headers and CMake packages come from the target's prefix (and the multiarch
 # directories of the host system, where Debian puts arch-qualified -dev packages such as
 # libbenchmark-dev:arm64); programs come from the host.
-set(CMAKE_FIND_ROOT_PATH ${MBF_CROSS_ROOT})
+# "/" adds the host's multiarch directories (/usr/lib/<triple>) for arch-qualified -dev packages.
+set(CMAKE_FIND_ROOT_PATH ${MBF_CROSS_ROOT} /)
 set(CMAKE_LIBRARY_ARCHITECTURE ${MBF_CROSS_TRIPLE})
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
