@@ -68,7 +68,7 @@ configure_build() {  # name toolchain [extra cmake args]
   shift 2
   echo "=== cross-build $name"
   cmake -S . -B "$BUILD/$name" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/$tc.cmake" -DMBF_BUILD_TESTS=ON "$@" >/dev/null
+    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/$tc.cmake" -DMBF_BUILD_TESTS=ON -Wno-deprecated "$@" >/dev/null
   cmake --build "$BUILD/$name" --parallel "$JOBS"
 }
 run_ctest() {  # label build-name [ctest args]
