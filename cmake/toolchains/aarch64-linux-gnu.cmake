@@ -25,6 +25,11 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
+# The C++ test programs are linked statically (cpp/tests/CMakeLists.txt reads this): Debian's
+# qemu-aarch64 7.2 hangs when a dynamically linked aarch64 program creates a thread, while a
+# static one runs fine. Shared libraries (the Python module) and the benchmarks are unaffected.
+set(MBF_STATIC_TEST_EXES ON CACHE BOOL "link the C++ test programs statically (qemu-aarch64 threads)")
+
 # ctest (and gtest_discover_tests' PRE_TEST listing) run target binaries through qemu, with the
 # cross prefix as the dynamic loader's root (libstdc++, libc).
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;${MBF_CROSS_ROOT})
