@@ -12,7 +12,7 @@
 #  4. under qemu-aarch64 with the sysroot's python3.11: import, classify examples/coffee.png and
 #     compare the top-5 with this machine's, then pytest tests/test_ops.py -k "not onnx".
 # Usage: scripts/build-aarch64-wheel.sh [WORKDIR]   (default build/aarch64-wheel; as root or sudo)
-# Limitation: threads hang in emulated aarch64 processes on this CI (see scripts/arm-tests.sh), so
+# Limitation: qemu-aarch64 7.2 hangs when a dynamically linked program (this python) starts a thread, so
 # the checks use threads=1 and skip tests/test_threads.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
