@@ -94,18 +94,8 @@ std::vector<float> random_floats(std::size_t n, float lo, float hi, std::uint32_
 }
 
 mbf::Conv2dGeom geometry(const NetLayer& L) {
-  mbf::Conv2dGeom g;
-  g.in_h = L.in_h;
-  g.in_w = L.in_w;
-  g.in_channels = L.in_channels;
-  g.out_channels = L.kind == "dwconv3x3" ? L.in_channels : L.out_channels;
-  g.stride = L.stride;
-  g.pad_top = L.pads[0];
-  g.pad_left = L.pads[1];
-  g.pad_bottom = L.pads[2];
-  g.pad_right = L.pads[3];
-  mbf::complete_geometry(g);
-  return g;
+  return mbf::conv_geometry(L.in_h, L.in_w, L.in_channels,
+                            L.kind == "dwconv3x3" ? L.in_channels : L.out_channels, L.stride, L.pads);
 }
 
 // Runs the timed loop and sets GFLOP/s and %peak from its own wall-clock time (plain values, so

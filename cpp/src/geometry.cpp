@@ -27,6 +27,22 @@ void complete_geometry(Conv2dGeom& g) {
   g.out_w = ew / g.stride + 1;
 }
 
+Conv2dGeom conv_geometry(int in_h, int in_w, int in_channels, int out_channels, int stride,
+                         const std::array<int, 4>& pads) {
+  Conv2dGeom g;
+  g.in_h = in_h;
+  g.in_w = in_w;
+  g.in_channels = in_channels;
+  g.out_channels = out_channels;
+  g.stride = stride;
+  g.pad_top = pads[0];
+  g.pad_left = pads[1];
+  g.pad_bottom = pads[2];
+  g.pad_right = pads[3];
+  complete_geometry(g);
+  return g;
+}
+
 std::size_t packed_gemm_size(int k, int n, int nr) {
   const std::size_t panels = (static_cast<std::size_t>(n) + nr - 1) / nr;
   return panels * static_cast<std::size_t>(nr) * (static_cast<std::size_t>(k) + 1);

@@ -39,16 +39,7 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     throw InputError("input size " + std::to_string(spec.in_h) + "x" + std::to_string(spec.in_w) +
                      " is outside 3..16384");
   if (spec.blocks.empty()) throw InputError("a plan needs at least one block");
-  stem_.in_h = spec.in_h;
-  stem_.in_w = spec.in_w;
-  stem_.in_channels = 3;
-  stem_.out_channels = spec.stem_channels;
-  stem_.stride = spec.stem_stride;
-  stem_.pad_top = spec.stem_pads[0];
-  stem_.pad_left = spec.stem_pads[1];
-  stem_.pad_bottom = spec.stem_pads[2];
-  stem_.pad_right = spec.stem_pads[3];
-  complete_geometry(stem_);
+  stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
   expect_size(spec.stem_weights, 27u * spec.stem_channels, "stem weights");
   expect_size(spec.stem_bias, spec.stem_channels, "stem bias");
   stem_weights_ = spec.stem_weights;
@@ -61,16 +52,8 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     const PlanBlockSpec& b = spec.blocks[i];
     const std::string name = "block " + std::to_string(i);
     Layer L;
-    L.dw.in_h = h;
-    L.dw.in_w = w;
-    L.dw.in_channels = L.dw.out_channels = c;
-    L.dw.stride = b.stride;
-    L.dw.pad_top = b.pads[0];
-    L.dw.pad_left = b.pads[1];
-    L.dw.pad_bottom = b.pads[2];
-    L.dw.pad_right = b.pads[3];
     try {
-      complete_geometry(L.dw);
+      L.dw = conv_geometry(h, w, c, c, b.stride, b.pads);
     } catch (const InputError& e) {
       throw InputError(name + " depthwise: " + e.what());
     }

@@ -58,31 +58,12 @@ std::vector<float> to_float(const std::vector<double>& v) { return std::vector<f
 // Naive forward pass: double accumulation, float activations between layers (as stored by the
 // Plan). Returns the logits, or the pooled features when features_only.
 std::vector<double> naive_forward(const mbf::PlanSpec& s, const float* image, bool features_only) {
-  mbf::Conv2dGeom g;
-  g.in_h = s.in_h;
-  g.in_w = s.in_w;
-  g.in_channels = 3;
-  g.out_channels = s.stem_channels;
-  g.stride = s.stem_stride;
-  g.pad_top = s.stem_pads[0];
-  g.pad_left = s.stem_pads[1];
-  g.pad_bottom = s.stem_pads[2];
-  g.pad_right = s.stem_pads[3];
-  mbf::complete_geometry(g);
+  const mbf::Conv2dGeom g = mbf::conv_geometry(s.in_h, s.in_w, 3, s.stem_channels, s.stem_stride, s.stem_pads);
   std::vector<float> act =
       to_float(naive_conv3x3(g, image, s.stem_weights.data(), s.stem_bias.data(), kRelu6, false).value);
   int h = g.out_h, w = g.out_w, c = g.out_channels;
   for (const mbf::PlanBlockSpec& b : s.blocks) {
-    mbf::Conv2dGeom d;
-    d.in_h = h;
-    d.in_w = w;
-    d.in_channels = d.out_channels = c;
-    d.stride = b.stride;
-    d.pad_top = b.pads[0];
-    d.pad_left = b.pads[1];
-    d.pad_bottom = b.pads[2];
-    d.pad_right = b.pads[3];
-    mbf::complete_geometry(d);
+    const mbf::Conv2dGeom d = mbf::conv_geometry(h, w, c, c, b.stride, b.pads);
     act = to_float(naive_conv3x3(d, act.data(), b.dw_weights.data(), b.dw_bias.data(), kRelu6, true).value);
     h = d.out_h;
     w = d.out_w;

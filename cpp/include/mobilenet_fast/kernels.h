@@ -5,6 +5,7 @@
 // (ReLU6 is {0, 6}; a linear output is {-inf, +inf}). Bias (BatchNorm folded) is always applied.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,9 @@ struct Conv2dGeom {
 // Fills out_h/out_w from the input size, stride and pads; throws InputError if the geometry is
 // impossible (non-positive sizes, pads >= kernel, output smaller than one pixel).
 void complete_geometry(Conv2dGeom& g);
+// The completed geometry of a 3x3 conv; pads are (top, left, bottom, right).
+Conv2dGeom conv_geometry(int in_h, int in_w, int in_channels, int out_channels, int stride,
+                         const std::array<int, 4>& pads);
 
 // Depthwise 3x3: weights [3][3][C], bias [C].
 using dwconv3x3_fn = void (*)(const Conv2dGeom& g, const float* input, const float* weights,
