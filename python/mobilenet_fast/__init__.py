@@ -62,18 +62,17 @@ def default_model_path() -> str:
     return os.path.join(_MODELS_DIR, DEFAULT_MODEL)
 
 
-def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None) -> WeightSet:
-    """Read weights from our ``.safetensors`` format or a TensorFlow frozen graph (``.pb``)."""
+def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
+                    fmt: Optional[str] = None) -> WeightSet:
+    """Read weights from our ``.safetensors`` format or any importer's format (see
+    :mod:`mobilenet_fast.importers`: TF ``.pb``, Keras ``.h5``/``.keras``, ``.onnx``, PyTorch/timm
+    ``.pth``/``.pt``/``.safetensors``); ``fmt`` overrides the detection from the extension.
+    ``None`` is the shipped default model."""
     if path is None:
         return load_weights(default_model_path())
-    p = os.fspath(path)
-    if p.lower().endswith(".pb"):
-        from .importers.tf_graphdef import import_tf_graphdef
+    from .importers import import_weights
 
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"model file not found: {p}")
-        return import_tf_graphdef(p)
-    return load_weights(p)
+    return import_weights(path, fmt)
 
 
 def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, isa: Optional[str] = None,
