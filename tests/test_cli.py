@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -91,7 +92,7 @@ def test_classify_missing_file(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 1
     assert CHELSEA in out
-    assert str(missing) in err and "not found" in err
+    assert err == f"mobilenet-fast: {missing}: no such file or directory\n"
 
 
 def test_classify_with_weights_file(small_weights_file, capsys):
@@ -278,6 +279,29 @@ def test_classify_explicit_files_are_always_tried(mixed_dir, small_weights_file,
     assert list(_error_lines(err)) == [readme]
 
 
+def test_classify_unlistable_subdirectory_is_a_failure(mixed_dir, small_weights_file, capsys, monkeypatch):
+    root, _, good, bad = mixed_dir
+    _, w = small_weights_file
+    locked = str(root / "sub")
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kw):  # as if root/sub could not be listed (tests may run as root)
+        for entry in real_walk(top, onerror=onerror, **kw):
+            if entry[0] == locked:
+                onerror(PermissionError(13, "Permission denied", locked))
+                entry[1][:] = []
+                continue
+            yield entry
+
+    monkeypatch.setattr(os, "walk", walk)
+    assert cli.main(["classify", str(root), "-w", str(w), "-k", "1", "--csv"]) == 1
+    out, err = capsys.readouterr()
+    assert [r.split(",")[0] for r in out.splitlines()[1:]] == good[:3]  # the nested image is not reached
+    assert _error_lines(err) == {locked: "cannot list directory: Permission denied",
+                                 bad[0]: "not a readable image (UnidentifiedImageError: cannot identify image file)",
+                                 bad[1]: "empty file, not an image"}
+
+
 @pytest.mark.parametrize("content", [[], ["notes.txt", "sub/"]])
 def test_classify_no_images_found(tmp_path, capsys, content):
     d = tmp_path / "empty"
@@ -310,6 +334,50 @@ def test_classify_every_image_fails(tmp_path, small_weights_file, capsys):
     out, err = capsys.readouterr()
     assert out == "image,rank,label,index,probability\n"
     assert list(_error_lines(err)) == [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
+
+
+def test_classify_pillow_warnings_do_not_reach_stderr(tmp_path, small_weights_file, capsys):
+    """A truncated TIFF makes Pillow warn ("Tag data larger than file", "Truncated File Read"):
+    stderr still holds exactly one line for it."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(buf, "TIFF", description="x" * 300)
+    (tmp_path / "cut.tif").write_bytes(buf.getvalue()[:300])
+    shutil.copy(COFFEE, tmp_path / "ok.png")
+    _, w = small_weights_file
+    def show(message, category, filename, lineno, file=None, line=None):  # as Python does outside pytest
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show  # restored by catch_warnings
+        assert cli.main(["classify", str(tmp_path), "-w", str(w), "-k", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == str(tmp_path / "ok.png")
+    assert len(err.splitlines()) == 1 and err.startswith(f"mobilenet-fast: {tmp_path / 'cut.tif'}: ")
+
+
+def test_classify_unexpected_decoder_error_is_one_failure(tmp_path, small_weights_file, capsys, monkeypatch):
+    shutil.copy(COFFEE, tmp_path / "a.png")
+    shutil.copy(CHELSEA, tmp_path / "b.png")
+    _, w = small_weights_file
+    real = mobilenet_fast.Model.preprocess
+
+    def preprocess(self, image, resolution=None):
+        if str(image).endswith("a.png"):
+            raise struct.error("unpack requires a buffer of 4 bytes")  # what a buggy plugin might raise
+        return real(self, image, resolution)
+
+    monkeypatch.setattr(mobilenet_fast.Model, "preprocess", preprocess)
+    assert cli.main(["classify", str(tmp_path), "-w", str(w), "-k", "1", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert [d["image"] for d in json.loads(out) if "top" in d] == [str(tmp_path / "b.png")]
+    assert err == (f"mobilenet-fast: {tmp_path / 'a.png'}: unexpected error while reading it "
+                   "(error: unpack requires a buffer of 4 bytes)\n")
 
 
 def test_classify_feature_extractor_is_refused(tmp_path, capsys):

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
 import sys
 import textwrap
 import time
+import warnings
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["main", "build_parser", "find_images", "IMAGE_EXTENSIONS"]
@@ -408,9 +410,10 @@ def find_images(paths: Sequence[str], on_error: Optional[Callable[[str, str], No
                 ) -> Tuple[List[str], List[str]]:
     """The images ``classify`` runs on, in order, and the directories in which none was found.
 
-    A directory is walked recursively: entries sorted by name, a directory's files before its
-    subdirectories, symbolic links to directories not followed; only files whose extension is in
-    :data:`IMAGE_EXTENSIONS` (any case) are taken. Any other path (a file, or a path that does not
+    A directory is walked recursively: entries sorted by name (code-point order: upper case
+    before lower case), a directory's files before its subdirectories, symbolic links to
+    directories not followed; only files whose extension is in :data:`IMAGE_EXTENSIONS` (any
+    case) are taken. Any other path (a file, or a path that does not
     exist) is taken as it is, so that it is tried and, if it cannot be read, reported. A path that
     comes up twice (after ``os.path.normpath``) is kept once, where it first appears.
     ``on_error(path, reason)`` is called for a subdirectory that cannot be listed.
@@ -448,7 +451,7 @@ def find_images(paths: Sequence[str], on_error: Optional[Callable[[str, str], No
 def _failure_reason(path: str, e: BaseException) -> str:
     """The reason of a failed image, without repeating its path (the caller prints it first)."""
     if isinstance(e, FileNotFoundError):
-        return "file not found"
+        return "no such file or directory"
     if isinstance(e, IsADirectoryError):
         return "is a directory"
     try:
@@ -493,15 +496,27 @@ def _format_csv(entries: List[Dict[str, Any]], header: bool) -> str:
     return buf.getvalue()
 
 
+def _decode(model: Any, path: str) -> Tuple[Any, Optional[str]]:
+    """``(model.preprocess(path), None)``, or ``(None, reason)`` when the image cannot be read."""
+    from .errors import MobileNetFastError
+
+    try:
+        return model.preprocess(path), None
+    except (MobileNetFastError, OSError) as e:
+        return None, _failure_reason(path, e)
+    except Exception as e:  # noqa: BLE001 - one odd file must not end a run over thousands
+        return None, f"unexpected error while reading it ({type(e).__name__}: {e})"
+
+
 def _cmd_classify(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .errors import InputError
 
-    from .errors import InputError, MobileNetFastError
+    failed = 0
 
-    walk_failures: List[str] = []
-
-    def listing_failed(path: str, reason: str) -> None:
-        walk_failures.append(f"mobilenet-fast: {path}: {reason}\n")
+    def listing_failed(path: str, reason: str) -> None:  # a directory we could not list: a failure too
+        nonlocal failed
+        failed += 1
+        print(f"mobilenet-fast: {path}: {reason}", file=sys.stderr)
 
     images, empty = find_images(args.images, listing_failed)
     looked_for = f"looked for {', '.join(IMAGE_EXTENSIONS)} in any case, in subdirectories too"
@@ -515,27 +530,39 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     model = _load(args.weights, args.isa, args.threads, args.labels)
     if not model.num_classes:
         raise InputError(f"{model.path} is a feature extractor (no classifier): there are no classes to print")
+    everything: List[Dict[str, Any]] = []  # --json: successes and failures, in input order
+    with warnings.catch_warnings():
+        # Pillow warns about files it half-reads ("Truncated File Read"...); such an image either
+        # decodes or is reported on its one stderr line, so the warnings would only be noise.
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        failed += _classify_images(args, model, images, everything if args.json else None)
+    if args.json:
+        print(json.dumps(everything, indent=2))
+    return 1 if failed else 0
+
+
+def _classify_images(args: argparse.Namespace, model: Any, images: List[str],
+                     collect: Optional[List[Dict[str, Any]]]) -> int:
+    """Decode, run and print ``images`` ``--batch`` at a time; returns how many failed.
+
+    Table and CSV rows are printed batch by batch; with ``collect`` (``--json``) the results and
+    failures are appended to it instead, in input order. Each failure gets its stderr line as
+    soon as its batch is done.
+    """
+    import numpy as np
+
     k = min(args.top, model.num_classes)
     label = model.config.label
-
-    def decode(path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
-        try:
-            return model.preprocess(path), None
-        except (MobileNetFastError, OSError) as e:
-            return None, _failure_reason(path, e)
-
+    failed = 0
     pool = None
     workers = min(model.threads, args.batch, len(images))
     if workers > 1:  # Pillow decodes and resizes with the GIL released
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mobilenet-fast-decode")
+    decode = functools.partial(_decode, model)
     bar = _progress_bar(len(images), "classifying", _show_progress(args.progress, len(images)), unit="image")
-    everything: List[Dict[str, Any]] = []  # JSON: successes and failures, in input order
-    failed = len(walk_failures)
     try:
-        for line in walk_failures:
-            bar.write(line, sys.stderr)
         for start in range(0, len(images), args.batch):
             chunk = images[start:start + args.batch]
             decoded = list(pool.map(decode, chunk) if pool is not None else map(decode, chunk))
@@ -546,25 +573,25 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             for path, (x, reason) in zip(chunk, decoded):
                 if x is None:
                     errors.append(f"mobilenet-fast: {path}: {reason}\n")
-                    everything.append({"image": path, "error": reason})
+                    entry: Dict[str, Any] = {"image": path, "error": reason}
                 else:
-                    entries.append({"image": path, "top": _top_entries(next(probs), k, label)})
-                    everything.append(entries[-1])
+                    entry = {"image": path, "top": _top_entries(next(probs), k, label)}
+                    entries.append(entry)
+                if collect is not None:
+                    collect.append(entry)
             failed += len(errors)
             if errors:
                 bar.write("".join(errors), sys.stderr)
             if args.csv:
                 bar.write(_format_csv(entries, header=start == 0), sys.stdout)
-            elif not args.json and entries:
+            elif collect is None and entries:
                 bar.write(_format_table(entries), sys.stdout)
             bar.update(len(chunk))
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown()
-    if args.json:
-        print(json.dumps(everything, indent=2))
-    return 1 if failed else 0
+    return failed
 
 
 def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None,
