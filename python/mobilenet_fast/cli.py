@@ -226,11 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
               mobilenet-fast info --weights mobilenet.safetensors --json
         """),
     )
-    i.add_argument("--alpha", "-a", type=float, default=None,
+    i.add_argument("--alpha", "-a", type=float, default=None, metavar="A",
                    help="width multiplier (default: the weights', else 1.0)")
     i.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
                    help="input size N or HxW (default: the weights', else 224)")
-    i.add_argument("--classes", type=int, default=None, help="number of classes (default: the weights', else 1000)")
+    i.add_argument("--classes", type=int, default=None, metavar="N", help="number of classes (default: the weights', else 1000)")
     i.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None,
                    help="padding convention (default: the weights', else tf_same)")
     i.add_argument("--weights", "-w", metavar="W",
@@ -755,8 +755,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"GFLOP/s = 2 x multiply-adds x img/s; % of peak = GFLOP/s / ({args.peak_gflops:g} GFLOP/s per core "
               f"x {threads} thread{plural})")
     else:
-        print("GFLOP/s = 2 x multiply-adds x img/s; pass --peak-gflops G (one core's FMA peak for "
-              f"{model.isa}, as mbf_kernels_bench prints it) for % of peak")
+        print("GFLOP/s = 2 x multiply-adds x img/s")
+        print(f"for a % of peak column, pass --peak-gflops G: one core's {model.isa} FMA peak, as "
+              "mbf_kernels_bench prints it")
     return 0
 
 
