@@ -638,22 +638,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_labels(path: str) -> List[str]:
-    """Class names from a text file, one per line (blank lines at the end ignored)."""
-    from .errors import InputError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\r\n") for line in f]
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read labels file {path}: {e}") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise InputError(f"labels file {path} is empty")
-    return lines
-
-
 def _cmd_convert(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -673,7 +657,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         MobileNetV1(ws.config.alpha, args.resolution, ws.config.num_classes, ws.config.padding)  # validates
         ws = WeightSet(replace(ws.config, resolution=tuple(args.resolution)), ws.tensors)
     if args.labels:
-        ws = ws.with_labels(_read_labels(args.labels))
+        from .weights import read_labels
+
+        ws = ws.with_labels(read_labels(args.labels))
     c = ws.config
     mean = "/".join(f"{v:g}" for v in c.input_mean)
     std = "/".join(f"{v:g}" for v in c.input_std)
