@@ -61,6 +61,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -270,12 +271,15 @@ def _load_torch() -> Any:
 
 
 def _weights_only_refusal(message: str) -> Optional[str]:
-    """What the weights-only unpickler refused (e.g. ``GLOBAL __main__.Foo``), if it refused a global."""
-    for marker in ("Unsupported global:", "Unsupported class"):
+    """What the weights-only unpickler refused to build (``GLOBAL __main__.Foo``...), if it refused an
+    object rather than choking on bytes that are no pickle at all."""
+    m = re.search(r"GLOBAL\s+([\w.]+)", message)
+    if m:
+        return f"GLOBAL {m.group(1)}"
+    for marker in ("Unsupported class", "Can only build"):
         at = message.find(marker)
         if at >= 0:
-            detail = message[at:].split(" was not an allowed global", 1)[0].split("\n", 1)[0]
-            return detail.strip()
+            return " ".join(message[at:].split("\n", 1)[0].split())[:160]
     return None
 
 
@@ -345,7 +349,7 @@ def _unwrap(obj: Any, where: str, use_ema: bool) -> Tuple[Mapping[str, Any], Opt
     return obj, None
 
 
-def _strip_prefixes(entries: Dict[str, _Entry], where: str) -> Tuple[Dict[str, _Entry], List[str]]:
+def _strip_prefixes(entries: Dict[str, _Entry]) -> Tuple[Dict[str, _Entry], List[str]]:
     """Remove ``module.`` / ``_orig_mod.`` prefixes shared by every key (any order, any nesting)."""
     removed: List[str] = []
     changed = True
@@ -353,10 +357,7 @@ def _strip_prefixes(entries: Dict[str, _Entry], where: str) -> Tuple[Dict[str, _
         changed = False
         for prefix in _WRAPPER_PREFIXES:
             if all(k.startswith(prefix) for k in entries):
-                stripped = {k[len(prefix):]: v for k, v in entries.items()}
-                if len(stripped) != len(entries):  # pragma: no cover - prefixes are unique per key
-                    raise ImportFormatError(f"{where}: keys collide after removing the {prefix!r} prefix")
-                entries, changed = stripped, True
+                entries, changed = {k[len(prefix):]: v for k, v in entries.items()}, True
                 removed.append(prefix)
     return entries, removed
 
@@ -421,25 +422,26 @@ def _infer_alpha(entries: Mapping[str, _Entry], where: str) -> float:
             f"{multiplier:g} ({base[i]} * {multiplier:g} = {base[i] * multiplier:g} rounded to a multiple of 8), "
             f"while mobilenet-fast builds int({base[i]} * {multiplier:g}) = {int(base[i] * multiplier)} channels; only "
             "multipliers where every c * alpha is a multiple of 8 (0.25, 0.5, 0.75, 1.0, 1.25, ...) can be imported")
-    alpha = outs[-1] / BLOCK_CONFIG[-1][0] if outs[-1] > 0 else stem_c / STEM_CHANNELS
+    from_last = outs[-1] / BLOCK_CONFIG[-1][0]
+    if from_last > 0 and MobileNetV1(from_last, DEFAULT_RESOLUTION, 0).block_channels == outs:
+        alpha, note = from_last, f"from the {outs[-1]} channels of the last block"  # only the stem is off
+    else:
+        alpha, note = stem_c / STEM_CHANNELS, f"from the {stem_c} channels of conv_stem"
     arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
     expected = [arch.stem_channels] + arch.block_channels
     i = next(j for j, (a, b) in enumerate(zip(observed, expected)) if a != b)
     raise ImportFormatError(f"{where}: tensor {names[i]!r} has {observed[i]} output channels, expected "
-                            f"{expected[i]} = int({base[i]} * {alpha:g}) for alpha={alpha:g} (from the "
-                            f"{outs[-1]} channels of the last block); the channel counts do not follow "
-                            "MobileNetV1's widths (32, 64, 128, 128, 256, ... times alpha) for any alpha")
+                            f"{expected[i]} = int({base[i]} * {alpha:g}) for a MobileNetV1 with alpha={alpha:g} "
+                            f"({note})")
 
 
 def _timm_multiplier(observed: Sequence[int]) -> Optional[float]:
     """A channel_multiplier for which timm builds the widths ``observed`` (stem, 13 blocks), or None.
 
-    Tries last-block width / 1024, then multipliers with 2, then 3 decimals up to 4.
+    Tries multipliers with 2 decimals (up to 4), then last-block width / 1024, then 3 decimals.
     """
     base = [STEM_CHANNELS] + [c for c, _ in BLOCK_CONFIG]
-    candidates = [observed[-1] / base[-1]]
-    for scale in (100, 1000):
-        candidates += [k / scale for k in range(1, 4 * scale + 1)]
+    candidates = [k / 100 for k in range(1, 401)] + [observed[-1] / base[-1]] + [k / 1000 for k in range(1, 4001)]
     for m in candidates:
         if m > 0 and all(timm_round_channels(c, m) == o for c, o in zip(base, observed)):
             return m
@@ -553,7 +555,7 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
             notes.append(f"checkpoint key {wrapper!r}")
         entries = _torch_entries(state, where)
         kind = "torch.save pickle"
-    entries, removed = _strip_prefixes(entries, where)
+    entries, removed = _strip_prefixes(entries)
     notes += [f"{prefix!r} prefix removed" for prefix in removed]
 
     has_classifier = _check_keys(entries, where)
