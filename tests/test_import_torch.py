@@ -67,9 +67,16 @@ def nchw_input(batch, size, seed=0):
     return rng.uniform(-1.0, 1.0, (batch, 3, size, size)).astype(np.float32)
 
 
+_REFERENCE_CACHE = {}
+
+
 def reference(model, x_nchw):
-    with torch.no_grad():
-        return model(torch.from_numpy(x_nchw)).numpy()
+    """timm's forward pass (cached: the .pth and .safetensors tests share a model and inputs)."""
+    key = (id(model), x_nchw.shape, x_nchw.tobytes()[:64], float(x_nchw.sum()))
+    if key not in _REFERENCE_CACHE:
+        with torch.no_grad():
+            _REFERENCE_CACHE[key] = (model, model(torch.from_numpy(x_nchw)).numpy())  # keep model alive: id stays unique
+    return _REFERENCE_CACHE[key][1]
 
 
 def nhwc(x_nchw):
@@ -139,7 +146,7 @@ def test_logits_match_timm(tmp_path, fmt, which, model_025, model_100):
     assert c.bn_epsilon == 1e-5
     assert c.resolution == (224, 224)
     assert c.input_mean == (127.5, 127.5, 127.5) and c.input_std == (127.5, 127.5, 127.5)
-    assert c.labels is None
+    assert c.labels is None and c.activation == "relu6"
     assert "timm mobilenetv1" in c.source and path.name in c.source
     check_against_timm(ws, model, f"alpha={alpha:g} {fmt}")
 
@@ -171,10 +178,15 @@ def test_canonical_layouts(tmp_path, model_025):
     assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in t.values())
 
 
+@pytest.fixture(scope="module")
+def model_features():
+    return timm_model(alpha=0.25, num_classes=0, seed=7)
+
+
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
-def test_feature_extractor(tmp_path, fmt):
+def test_feature_extractor(tmp_path, fmt, model_features):
     """num_classes=0: timm's model(x) returns the pooled features; ours is a feature extractor."""
-    model = timm_model(alpha=0.25, num_classes=0, seed=7)
+    model = model_features
     assert not any(k.startswith("classifier") for k in model.state_dict())
     ws = import_torch(save(model, tmp_path / f"features.{fmt}", fmt))
     assert ws.config.num_classes == 0
@@ -285,6 +297,18 @@ def test_pad_type_same_imports_as_tf_same(tmp_path):
     model = timm_model(alpha=0.25, num_classes=5, seed=11, pad_type="same")
     ws = import_torch(save(model, tmp_path / "same.pth", "pth"), padding="tf_same")
     check_against_timm(ws, model, "alpha=0.25 pad_type=same as tf_same", sizes=(128, 131))
+
+
+def test_act_layer_relu(tmp_path):
+    model = timm_model(alpha=0.25, num_classes=5, seed=13, act_layer="relu")
+    assert isinstance(model.bn1.act, torch.nn.ReLU)
+    path = save(model, tmp_path / "relu.safetensors", "safetensors")
+    ws = import_torch(path, activation="relu")
+    assert ws.config.activation == "relu"
+    check_against_timm(ws, model, "alpha=0.25 act_layer=relu", sizes=(128,))
+    assert import_torch(path).config.activation == "relu6"  # the state dict cannot tell
+    with pytest.raises(InputError, match="activation"):
+        import_torch(path, activation="gelu")
 
 
 def test_save_round_trip(tmp_path, model_025):

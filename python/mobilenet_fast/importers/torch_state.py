@@ -34,7 +34,8 @@ What a state dict does not store, and what we assume (each can be overridden by 
   ``symmetric`` convention. A model created with ``pad_type='same'`` has the same tensors but
   pads like TensorFlow: import it with ``padding="tf_same"``;
 * BatchNorm epsilon: ``nn.BatchNorm2d``'s default 1e-5 (timm's ``bn_eps`` argument changes it);
-* activation: ReLU6 (``_gen_mobilenet_v1`` resolves ``act_layer`` to ``relu6``);
+* activation: ReLU6 (``_gen_mobilenet_v1`` resolves ``act_layer`` to ``relu6``); a model created
+  with ``act_layer='relu'`` is imported with ``activation="relu"``;
 * input normalisation: the ``pretrained_cfg`` of timm's ``mobilenetv1_100``, ``mobilenetv1_100h``
   and ``mobilenetv1_125`` (``ra4_e3600_r224_in1k``) uses ``IMAGENET_INCEPTION_MEAN``/``_STD``
   = (0.5, 0.5, 0.5), i.e. ``(x - 127.5) / 127.5`` on 0..255 pixels -- *not* the (0.485, 0.456,
@@ -66,7 +67,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import ACTIVATIONS, BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, expected_shapes, file_sha256
 
@@ -265,7 +266,8 @@ def _load_torch() -> Any:
     except ImportError as e:
         raise MissingDependencyError(
             f"reading PyTorch .pth/.pt/.bin pickles needs PyTorch ({e}); install it with: pip install torch "
-            "(or save the state dict with safetensors.torch.save_file, which mobilenet-fast reads without torch)"
+            '(or pip install "mobilenet-fast[torch]"), or save the state dict with safetensors.torch.save_file, '
+            "which mobilenet-fast reads without torch"
         ) from None
     return torch
 
@@ -490,7 +492,7 @@ def _rgb(values: Any, what: str) -> Tuple[float, float, float]:
 
 
 def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None] = None,
-                 padding: str = "symmetric", bn_epsilon: float = DEFAULT_BN_EPSILON,
+                 padding: str = "symmetric", activation: str = "relu6", bn_epsilon: float = DEFAULT_BN_EPSILON,
                  input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
                  use_ema: bool = True, labels: Optional[Sequence[str]] = None,
                  source: Optional[str] = None) -> WeightSet:
@@ -498,8 +500,8 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
 
     A state dict stores only tensors, so the rest of the configuration comes from the arguments,
     whose defaults are what timm's mobilenetv1 models use: ``resolution`` 224, ``padding``
-    ``"symmetric"`` (``"tf_same"`` for models created with ``pad_type='same'``), ``bn_epsilon``
-    1e-5, ``input_mean``/``input_std`` :data:`INPUT_MEAN`/:data:`INPUT_STD` (127.5, on 0..255
+    ``"symmetric"`` (``"tf_same"`` for models created with ``pad_type='same'``), ``activation``
+    ``"relu6"`` (``"relu"`` for ``act_layer='relu'``), ``bn_epsilon`` 1e-5, ``input_mean``/``input_std`` :data:`INPUT_MEAN`/:data:`INPUT_STD` (127.5, on 0..255
     pixels). ``use_ema`` picks a checkpoint's EMA weights when it has them. ``labels`` (one name
     per class) is attached to the result; ``source`` replaces the default provenance string.
 
@@ -518,6 +520,8 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
                                 "pass its model.safetensors or pytorch_model.bin)")
     if padding not in PADDING_CONVENTIONS:
         raise InputError(f"padding must be one of {PADDING_CONVENTIONS}, got {padding!r}")
+    if activation not in ACTIVATIONS:
+        raise InputError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, (int, float)) or not (
             math.isfinite(bn_epsilon) and bn_epsilon >= 0):
         raise InputError(f"bn_epsilon must be a finite number >= 0, got {bn_epsilon!r}")
@@ -589,7 +593,8 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
         source = (f"timm mobilenetv1 state dict {where} ({kind}{extra}, sha256 {file_sha256(p)}), "
                   "imported by mobilenet_fast.importers.torch_state")
     config = ModelConfig(alpha=alpha, resolution=res, num_classes=num_classes, padding=padding,
-                         bn_epsilon=float(bn_epsilon), input_mean=mean, input_std=std, labels=labels, source=source)
+                         bn_epsilon=float(bn_epsilon), input_mean=mean, input_std=std, labels=labels, source=source,
+                         activation=activation)
 
     shapes = expected_shapes(config)
     tensors: Dict[str, np.ndarray] = {}
