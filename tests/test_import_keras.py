@@ -335,13 +335,28 @@ def test_epsilon_from_config_and_mixed_epsilons(built, tmp_path):
                                rtol=1e-6)
 
 
+def test_softmax_head_is_accepted(built, tmp_path):
+    """keras.applications' default classifier_activation='softmax': the weights are the same and we
+    import the logits under it (Model.predict applies the softmax)."""
+    model, paths = built["top025"]
+
+    def edit(cfg):
+        for layer in cfg["config"]["layers"]:
+            if layer["name"] == "predictions":
+                assert layer["config"]["activation"] == "linear"
+                layer["config"]["activation"] = "softmax"
+
+    ws = import_keras(rewrite_keras(paths[".keras"], tmp_path / "softmax.keras", config=edit))
+    assert_tensors(ws, expected_tensors(model))
+
+
 def test_registry_and_round_trip(built, tmp_path):
     _, paths = built["top025"]
     for ext in (".keras", ".h5", ".weights.h5"):
         assert detect_format(paths[ext]) == "keras"
         ws = import_weights(paths[ext])
         assert ws.config.num_classes == 7
-    ws = mobilenet_fast.load_weight_set(paths[".keras"]) if hasattr(mobilenet_fast, "load_weight_set") else ws
+    assert mobilenet_fast.load_weight_set(paths[".h5"]).config.num_classes == 7
     ws = import_keras(paths[".keras"], labels=[f"c{i}" for i in range(7)], source="unit test")
     assert ws.config.labels[3] == "c3" and ws.config.source == "unit test"
     save_weights(tmp_path / "k.safetensors", ws)
@@ -478,7 +493,8 @@ def test_wrong_shapes_in_keras_archive(built, tmp_path):
         del f[f"layers/{key}/vars/2"]
         f[f"layers/{key}/vars/2"] = np.zeros(31, np.float32)
 
-    import_error(rewrite_keras(paths[".keras"], tmp_path / "bn.keras", weights=bn), ["'conv_pw_3_bn'", "[31]"])
+    import_error(rewrite_keras(paths[".keras"], tmp_path / "bn.keras", weights=bn),
+                 ["'conv_pw_3_bn'", "moving_mean", "[31]"])
 
     def preds(f):
         key = next(k for k in f["layers"] if f[f"layers/{k}/vars"].attrs.get("name") == "conv_preds")

@@ -676,9 +676,10 @@ class _Mapper:
         for field in ("mean", "var"):
             if field not in out:
                 raise self.r.error(f"layer {name!r} has no moving_{'mean' if field == 'mean' else 'variance'}")
+        keras_names = {ours: theirs for theirs, ours in _BN_KERAS_NAMES.items()}
         for field, v in out.items():
             if v.shape != (channels,):
-                raise self.r.error(f"layer {name!r}: {field} {v.label!r} has shape {list(v.shape)}, expected "
+                raise self.r.error(f"layer {name!r}: {keras_names[field]} {v.label!r} has shape {list(v.shape)}, expected "
                                    f"[{channels}] (one per output channel of {name[:-3]})")
         return out
 
