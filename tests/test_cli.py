@@ -170,6 +170,73 @@ def test_convert_bad_source(tmp_path, capsys):
     assert not (tmp_path / "o.safetensors").exists()
 
 
+def test_convert_labels_resolution_and_from(small_weights_file, tmp_path, capsys):
+    ws, src = small_weights_file
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"thing {i}" for i in range(10)) + "\n\n")
+    dst = tmp_path / "relabelled.safetensors"
+    assert cli.main(["convert", str(src), str(dst), "--from", "ours", "--labels", str(labels),
+                     "--resolution", "96x80"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha=0.25, resolution=64x64, classes=10" not in out  # the override is what gets printed
+    assert "resolution=96x80, classes=10, padding=tf_same, activation=relu6" in out and "labels=yes" in out
+    back = load_weights(dst)
+    assert back.config.labels == tuple(f"thing {i}" for i in range(10))
+    assert back.config.resolution == (96, 80)
+    for k, t in ws.tensors.items():
+        np.testing.assert_array_equal(back.tensors[k], t)
+    # the labels reach classify's output, for images at the recorded resolution
+    img = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.fromarray((random_input(1, 50, 70, seed=3)[0] * 127 + 128).astype(np.uint8)).save(img)
+    assert cli.main(["classify", str(img), "--weights", str(dst), "--top", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert all(t["label"].startswith("thing ") for t in res[0]["top"])
+
+
+def test_convert_labels_must_match_classes(small_weights_file, tmp_path, capsys):
+    _, src = small_weights_file
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    assert cli.main(["convert", str(src), str(tmp_path / "o.safetensors"), "--labels", str(labels)]) == 1
+    assert "got 3 labels for a model with 10 classes" in capsys.readouterr().err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_convert_wrong_from_format(small_weights_file, tmp_path, capsys):
+    _, src = small_weights_file
+    with pytest.raises(SystemExit):
+        cli.main(["convert", str(src), str(tmp_path / "o.safetensors"), "--from", "caffe"])
+    assert "invalid choice" in capsys.readouterr().err
+    # a .safetensors file read as a TF graph: a clear error, not a crash
+    assert cli.main(["convert", str(src), str(tmp_path / "o.safetensors"), "--from", "pb"]) == 1
+    assert "mobilenet-fast:" in capsys.readouterr().err
+
+
+def test_classify_labels_option(small_weights_file, tmp_path, capsys):
+    _, src = small_weights_file
+    labels = tmp_path / "names.txt"
+    labels.write_text("".join(f"name{i}\n" for i in range(10)))
+    assert cli.main(["classify", CHELSEA, "--weights", str(src), "--labels", str(labels), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("name") == 3
+
+
+def test_load_with_labels_and_custom_class_count(tmp_path):
+    ws = random_weights(0.25, 3, "symmetric", (64, 64), seed=8)
+    p = tmp_path / "three.safetensors"
+    save_weights(p, ws)
+    model = mobilenet_fast.load(p, labels=["cat", "dog", "bird"], threads=1)
+    preds = model.classify(CHELSEA, top=5)
+    assert len(preds) == 3 and {q.label for q in preds} == {"cat", "dog", "bird"}
+    assert abs(sum(q.probability for q in preds) - 1.0) < 1e-5
+    (tmp_path / "l.txt").write_text("x\ny\nz\n")
+    assert mobilenet_fast.load(p, labels=tmp_path / "l.txt").labels == ["x", "y", "z"]
+    with pytest.raises(mobilenet_fast.InputError, match="2 labels for a model with 3 classes"):
+        mobilenet_fast.load(p, labels=["a", "b"])
+
+
 # ------------------------------------------------------------------------------------- bench
 # Tiny runs on the small random-weights model; no assertion on how fast anything is.
 
@@ -271,7 +338,7 @@ def test_bench_too_small_resolution(small_weights_file, capsys):
 @pytest.mark.parametrize("command,options", [
     ("classify", ["--top", "--json", "--weights", "--isa", "IMAGE"]),
     ("info", ["--alpha", "--resolution", "--classes", "--padding", "--weights", "--json"]),
-    ("convert", ["--from", "--resolution", "--force", "SRC", "DST"]),
+    ("convert", ["--from", "--resolution", "--labels", "--force", "SRC", "DST", "keras", "onnx", "torch"]),
     ("bench", ["--weights", "--threads", "--batch", "--runs", "--warmup", "--resolution", "--isa", "--peak-gflops",
                "--json", "--no-progress"]),
 ])

@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Classify image files and print the top-k labels with probabilities. "
                                    "Without --weights, the shipped ImageNet MobileNetV1 1.0/224 is used.")
     c.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ... anything Pillow reads)")
-    c.add_argument("--weights", "-w", metavar="W", help="weight file: our .safetensors or a TF frozen graph .pb")
+    c.add_argument("--weights", "-w", metavar="W", help="weight file: our .safetensors or any format `convert` reads (.pb, .h5, .keras, .onnx, .pth, ...)")
+    c.add_argument("--labels", metavar="FILE", help="class names, one per line (replaces the weights' labels)")
     c.add_argument("--top", "-k", type=_positive_int, default=5, metavar="K", help="how many classes to print (default 5)")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
@@ -82,19 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
                    help="input size N or HxW (default 224, or the weights')")
     i.add_argument("--classes", type=int, default=None, help="number of classes (default 1000, or the weights')")
-    i.add_argument("--padding", choices=["tf_same", "symmetric"], default=None, help="padding convention")
+    i.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None, help="padding convention")
     i.add_argument("--weights", "-w", metavar="W", help="describe this weight file's architecture")
     i.add_argument("--json", action="store_true", help="print JSON")
 
-    v = sub.add_parser("convert", help="convert weights between formats",
-                       description="Convert a model: TensorFlow frozen graph (.pb) or our .safetensors to our "
-                                   ".safetensors or to ONNX (.onnx). The format is taken from the extensions "
-                                   "unless --from is given.")
-    v.add_argument("src", metavar="SRC", help="source file (.pb, .safetensors)")
+    from .importers import EXTENSIONS, FORMATS
+
+    formats = "; ".join(f"{k}: {FORMATS[k][2]}" for k in FORMATS)
+    v = sub.add_parser("convert", help="convert weights from any supported format",
+                       description="Convert a MobileNetV1 to our .safetensors (or to ONNX, .onnx). Reads "
+                                   f"every importer's format ({formats}); the source format comes from the "
+                                   "extension (a .safetensors is ours when its metadata says so, else a "
+                                   "PyTorch/timm state dict) unless --from is given. Prints what it found: "
+                                   "alpha, resolution, classes, padding convention, activation, input "
+                                   "normalisation.")
+    v.add_argument("src", metavar="SRC",
+                   help=f"source file ({', '.join(sorted(set(EXTENSIONS) | {'.safetensors'}))})")
     v.add_argument("dst", metavar="DST", help="destination file (.safetensors, .onnx)")
-    v.add_argument("--from", dest="src_format", choices=["pb", "safetensors"], help="source format")
+    v.add_argument("--from", dest="src_format", choices=list(FORMATS),
+                   help="source format (default: from the extension)")
     v.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
-                   help="ONNX export: fixed input size (default: the weights' resolution)")
+                   help="record this input size (N or HxW) as the model's resolution (formats such as "
+                        "PyTorch state dicts do not store one; 224 is assumed); also the ONNX input size")
+    v.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line, stored in the output (must match the class count)")
     v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists")
 
     b = sub.add_parser("bench", help="time mobilenet-fast on this machine",
@@ -121,16 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None):  # type: ignore[no-untyped-def]
+def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None,
+          labels: Optional[str] = None):  # type: ignore[no-untyped-def]
     from . import load
 
-    return load(weights, isa=isa, threads=threads)
+    return load(weights, isa=isa, threads=threads, labels=labels)
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from .errors import MobileNetFastError
 
-    model = _load(args.weights, args.isa, args.threads)
+    model = _load(args.weights, args.isa, args.threads, args.labels)
     results = []
     failed = 0
     for path in args.images:
@@ -186,35 +199,57 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_labels(path: str) -> List[str]:
+    """Class names from a text file, one per line (blank lines at the end ignored)."""
+    from .errors import InputError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read labels file {path}: {e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise InputError(f"labels file {path} is empty")
+    return lines
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from . import load_weight_set
     from .errors import InputError
-    from .weights import load_weights, save_weights
+    from .weights import WeightSet, save_weights
 
-    src_fmt = args.src_format or ("pb" if args.src.lower().endswith(".pb") else "safetensors")
     dst = args.dst
     if os.path.exists(dst) and not args.force:
         raise InputError(f"{dst} exists; pass --force to overwrite it")
-    if src_fmt == "pb":
-        from .importers.tf_graphdef import import_tf_graphdef
+    if not dst.lower().endswith((".onnx", ".safetensors")):
+        raise InputError(f"cannot tell the output format of {dst!r}: use a .safetensors or .onnx extension")
+    ws = load_weight_set(args.src, fmt=args.src_format)
+    if args.resolution is not None:
+        from .architecture import MobileNetV1
 
-        if not os.path.exists(args.src):
-            raise FileNotFoundError(f"source file not found: {args.src}")
-        ws = import_tf_graphdef(args.src)
-    else:
-        ws = load_weights(args.src) if args.src_format else load_weight_set(args.src)
+        MobileNetV1(ws.config.alpha, args.resolution, ws.config.num_classes, ws.config.padding)  # validates
+        ws = WeightSet(replace(ws.config, resolution=tuple(args.resolution)), ws.tensors)
+    if args.labels:
+        ws = ws.with_labels(_read_labels(args.labels))
     c = ws.config
+    mean = "/".join(f"{v:g}" for v in c.input_mean)
+    std = "/".join(f"{v:g}" for v in c.input_std)
     print(f"read {args.src}: MobileNetV1 alpha={c.alpha:g}, resolution={c.resolution[0]}x{c.resolution[1]}, "
-          f"classes={c.num_classes}, padding={c.padding}, bn_epsilon={c.bn_epsilon:g}, "
-          f"input=(x - {c.input_mean[0]:g}) / {c.input_std[0]:g}")
+          f"classes={c.num_classes}{' (feature extractor)' if not c.num_classes else ''}, "
+          f"padding={c.padding}, activation={c.activation}, bn_epsilon={c.bn_epsilon:g}, "
+          f"input=(x - {mean}) / {std}, labels={'yes' if c.labels else 'no'}")
+    if c.source:
+        print(f"source: {c.source}")
     if dst.lower().endswith(".onnx"):
         from .export_onnx import export_onnx
 
         export_onnx(ws, dst, resolution=args.resolution)
-    elif dst.lower().endswith(".safetensors"):
-        save_weights(dst, ws)
     else:
-        raise InputError(f"cannot tell the output format of {dst!r}: use a .safetensors or .onnx extension")
+        save_weights(dst, ws)
     print(f"wrote {dst} ({os.path.getsize(dst):,} bytes)")
     return 0
 
