@@ -23,7 +23,6 @@ import pytest
 from helpers import random_input
 
 import mobilenet_fast
-from mobilenet_fast.architecture import PADDING_CONVENTIONS
 from mobilenet_fast.errors import ImportFormatError, InputError, MissingDependencyError
 from mobilenet_fast.importers import detect_format, import_weights
 from mobilenet_fast.importers.keras_h5 import import_keras
@@ -32,7 +31,6 @@ from mobilenet_fast.weights import load_weights, save_weights
 h5py = pytest.importorskip("h5py", reason="h5py (the 'keras' extra) is needed to read Keras files")
 
 BATCH = 2
-HAS_KERAS_PADDING = "keras" in PADDING_CONVENTIONS
 #: (name, alpha, input_shape, include_top, classes, pooling)
 SPECS = {
     "top025": (0.25, (128, 128, 3), True, 7, None),
@@ -159,7 +157,7 @@ def test_logits_match_keras(built, reference, name, ext):
     ws = import_keras(paths[ext])
     c = ws.config
     assert (c.alpha, c.num_classes, c.resolution) == (alpha, classes, shape[:2])
-    assert c.padding == ("keras" if HAS_KERAS_PADDING else "tf_same")
+    assert c.padding == "keras" and c.activation == "relu6"
     assert c.bn_epsilon == 1e-3
     assert c.input_mean == (127.5,) * 3 and c.input_std == (127.5,) * 3
     assert os.path.basename(str(paths[ext])) in c.source
@@ -189,8 +187,6 @@ def test_features_any_size_without_fixed_input(built, reference, size):
     """A model with input_shape=(None, None, 3) records resolution 224 and runs at any size; odd sizes
     need the 'keras' padding convention (ZeroPadding2D((0,1),(0,1)) + valid on stride-2 depthwise)."""
     h, w = (size, size) if isinstance(size, int) else size
-    if (h % 2 or w % 2) and not HAS_KERAS_PADDING:
-        pytest.skip("odd sizes need the 'keras' padding convention")
     _, paths = built["feat025"]
     ws = import_keras(paths[".keras"])
     assert ws.config.resolution == (224, 224) and ws.config.alpha == 0.25
@@ -198,7 +194,6 @@ def test_features_any_size_without_fixed_input(built, reference, size):
     assert_close(mobilenet_fast.Model(ws, threads=1).features(x), ref, f"feat025 at {h}x{w}")
 
 
-@pytest.mark.skipif(not HAS_KERAS_PADDING, reason="needs the 'keras' padding convention")
 def test_tf_same_would_be_wrong_on_odd_sizes(built, reference):
     """Why Keras imports use their own convention: tf_same pads stride-2 layers (1, 1) on odd sizes."""
     from dataclasses import replace
@@ -252,7 +247,7 @@ def test_tensors_are_the_keras_weights(built, ext):
     if ext == ".weights.h5":  # no architecture in the file: defaults
         c = ws.config
         assert c.resolution == (224, 224) and c.bn_epsilon == 1e-3 and c.num_classes == 7 and c.alpha == 0.25
-        assert c.padding == ("keras" if HAS_KERAS_PADDING else "tf_same")
+        assert c.padding == "keras"
 
 
 def test_bare_weights_without_top_and_without_layer_names(built, tmp_path):
@@ -333,6 +328,39 @@ def test_epsilon_from_config_and_mixed_epsilons(built, tmp_path):
     np.testing.assert_array_equal(ws.tensors["blocks.2.dw.bn.var"], want["blocks.2.dw.bn.var"])
     np.testing.assert_allclose(ws.tensors["blocks.2.pw.bn.var"], want["blocks.2.pw.bn.var"] + (2e-3 - 1e-5),
                                rtol=1e-6)
+
+
+def test_plain_relu_model(keras, built, tmp_path):
+    """ReLU layers without max_value -> activation 'relu'; checked against Keras running that model."""
+    _, paths = built["feat025"]
+
+    def edit(cfg):
+        for layer in cfg["config"]["layers"]:
+            if layer["class_name"] == "ReLU":
+                layer["config"]["max_value"] = None
+
+    path = rewrite_keras(paths[".keras"], tmp_path / "relu.keras", config=edit)
+    ws = import_keras(path)
+    assert ws.config.activation == "relu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras.saving.load_model(path)
+    x = random_input(BATCH, 96, 96, seed=8)
+    ref = keras_forward(keras, model, x)
+    assert_close(mobilenet_fast.Model(ws, threads=1).features(x), ref, "plain ReLU")
+    relu6 = keras_forward(keras, built["feat025"][0], x)
+    assert float(np.abs(relu6 - ref).max()) > 100 * tol(ref)  # the clamp at 6 really matters here
+
+
+def test_mixed_activations_are_rejected(built, tmp_path):
+    _, paths = built["feat025"]
+
+    def edit(cfg):
+        for layer in cfg["config"]["layers"]:
+            if layer["name"] == "conv_pw_3_relu":
+                layer["config"]["max_value"] = None
+
+    import_error(rewrite_keras(paths[".keras"], tmp_path / "mixed.keras", config=edit), "ReLU and ReLU6")
 
 
 def test_softmax_head_is_accepted(built, tmp_path):

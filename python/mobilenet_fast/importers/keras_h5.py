@@ -53,7 +53,8 @@ built with ``include_top=False`` has no ``conv_preds`` and becomes a feature ext
   gets ``tf_same``. The two agree on even feature-map sizes. (Old keras-applications files pad
   the stem with a ``conv1_pad`` layer the same way; that is accepted, and agrees with ours on
   even input sizes.) A bare weights file gets the ``keras`` convention;
-* the activation from the ReLU layers (``max_value=6`` -> ReLU6).
+* the activation from the ReLU layers (``max_value=6`` -> ``relu6``, as in keras.applications;
+  no ``max_value`` -> ``relu``); all of them must agree.
 
 A bias on ``conv1``/``conv_dw_i``/``conv_pw_i`` (not in ``keras.applications``, but allowed by a
 rebuilt model) is folded into the following BatchNorm's moving mean (``mean - bias``), which is
@@ -65,7 +66,6 @@ Needs :mod:`h5py`, installed by ``pip install "mobilenet-fast[keras]"``.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import math
@@ -76,7 +76,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
 
@@ -108,7 +108,6 @@ _WEIGHTLESS = ("InputLayer", "ReLU", "Activation", "ZeroPadding2D", "Dropout", "
                "GlobalAveragePooling2D", "Flatten")
 _NESTED_MODELS = ("Functional", "Sequential", "Model")
 _BLOCK_LAYER_RE = re.compile(r"conv_(dw|pw|pad)_(\d+)(_bn|_relu)?$")
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
 
 
 def _load_h5py() -> Any:
@@ -515,10 +514,7 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
     if any(explicit) and not all(explicit):
         raise r.error("some stride-2 depthwise layers pad explicitly (ZeroPadding2D + 'valid') and others use "
                       "'same'; cannot represent the mix")
-    if all(explicit):
-        padding = "keras" if "keras" in PADDING_CONVENTIONS else "tf_same"
-    else:
-        padding = "tf_same"
+    padding = "keras" if all(explicit) else "tf_same"
 
     has_top = "conv_preds" in layers
     if has_top:
@@ -572,7 +568,8 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
             elif isinstance(mv, (int, float)) and float(mv) == 6.0:
                 activations.add("relu6")
             else:
-                raise r.error(f"layer {name!r} clips at max_value={mv}; only ReLU6 (6.0) is supported")
+                raise r.error(f"layer {name!r} clips at max_value={mv}; only ReLU6 (6.0) and plain ReLU "
+                              "(no max_value) are supported")
         elif layer["class_name"] == "Activation" and c.get("activation") in ("relu6", "relu"):
             activations.add(str(c.get("activation")))
         else:
@@ -580,8 +577,6 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
     if len(activations) > 1:
         raise r.error("the model mixes ReLU and ReLU6 activations; cannot represent the mix")
     activation = activations.pop()
-    if activation != "relu6" and "activation" not in _CONFIG_FIELDS:
-        raise r.error("the model uses plain ReLU activations (no max_value); this build supports ReLU6 only")
 
     resolution = _resolution(r, data_format)
     return padding, activation, resolution, has_top
@@ -782,7 +777,7 @@ def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], sour
     if r.config is not None:
         padding, activation, resolution, has_top = _check_architecture(r)
     else:
-        padding = "keras" if "keras" in PADDING_CONVENTIONS else "tf_same"
+        padding = "keras"
         activation, resolution = "relu6", (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
         if "conv1" not in r.layers:
             sample = ", ".join(list(r.layers)[:6])
@@ -899,12 +894,9 @@ def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], sour
         version = f", Keras {r.keras_version}" if r.keras_version else ""
         source = (f"{r.kind} {where} (sha256 {file_sha256(p)}{version}), keras.applications.MobileNet layers, "
                   f"imported by mobilenet_fast.importers.keras_h5")
-    extra_cfg: Dict[str, Any] = {}
-    if "activation" in _CONFIG_FIELDS:
-        extra_cfg["activation"] = activation
     config = ModelConfig(alpha=alpha, resolution=resolution, num_classes=num_classes, padding=padding,
                          bn_epsilon=bn_epsilon, input_mean=INPUT_MEAN, input_std=INPUT_STD,
-                         labels=labels, source=source, **extra_cfg)
+                         labels=labels, source=source, activation=activation)
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     try:
         return WeightSet(config, tensors)
