@@ -251,8 +251,8 @@ def test_tensors_are_the_keras_weights(built, ext):
 
 
 def test_bare_weights_without_top_and_without_layer_names(built, tmp_path):
-    """Older Keras 3 releases did not store the layer name on each 'vars' group: fall back on the
-    fixed layer order of keras.applications.MobileNet (conv2d_k = conv_pw_k, ...)."""
+    """Layers are found by their paths (conv2d_k = conv_pw_k, ... in keras.applications.MobileNet's
+    fixed order), as Keras loads them, not by the 'name' attribute only recent Keras writes."""
     model, paths = built["feat100"]
     path = tmp_path / "nonames.weights.h5"
     shutil.copy(paths[".weights.h5"], path)
@@ -444,6 +444,18 @@ def test_garbage_bytes(tmp_path, name, data):
     import_error(path)
 
 
+def test_corrupted_keras_archive(built, tmp_path):
+    """A changed byte inside model.weights.h5 is caught by the zip's CRC before HDF5 sees it."""
+    _, paths = built["top025"]
+    data = bytearray(paths[".keras"].read_bytes())
+    with zipfile.ZipFile(paths[".keras"]) as zf:
+        info = zf.getinfo("model.weights.h5")
+    data[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0xFF
+    path = tmp_path / "flipped.keras"
+    path.write_bytes(bytes(data))
+    import_error(path, ["model.weights.h5", "CRC"])
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         import_keras(tmp_path / "nope.keras")
@@ -572,7 +584,9 @@ def test_mobilenet_nested_in_another_model(keras, built, tmp_path):
         warnings.simplefilter("ignore")
         m = keras.Sequential([keras.Input((96, 96, 3)), base, keras.layers.Dense(3)])
         m.save(tmp_path / "nested.keras")
+        m.save_weights(tmp_path / "nested.weights.h5")
     import_error(tmp_path / "nested.keras", "nested")
+    import_error(tmp_path / "nested.weights.h5", "nested")
 
 
 @pytest.mark.parametrize("change, match", [

@@ -13,11 +13,14 @@ Three containers are read (with :mod:`h5py` and :mod:`zipfile` only; Keras itsel
 
 Inside the Keras 3 weights file every layer's variables sit at ``layers/<key>/vars/0, 1, ...`` where
 ``<key>`` is the snake-cased class name made unique by a counter in ``model.layers`` order
-(``conv2d``, ``conv2d_1``, ..., ``depthwise_conv2d_12``, ``batch_normalization_26``); Keras 3
-also writes the layer's own name as the ``name`` attribute of the ``vars`` group. The importer
-takes a layer's name from that attribute, else from the position of the layer in ``config.json``,
-else (a bare weights file from a Keras that did not write the attribute) from the fixed layer order
-of ``keras.applications.MobileNet``. Variables come in creation order: ``kernel`` then ``bias``;
+(``conv2d``, ``conv2d_1``, ..., ``depthwise_conv2d_12``, ``batch_normalization_26``). Keras loads
+weights by these paths, and so does the importer: a key's layer is found from the layer order in
+``config.json``, or, for a bare weights file, from the fixed layer order of
+``keras.applications.MobileNet`` (``conv2d`` = conv1, ``conv2d_k`` = conv_pw_k, ``conv2d_14`` =
+conv_preds, ``depthwise_conv2d_k`` = conv_dw_{k+1}, ...). (Recent Keras also stores the layer's
+name as a ``name`` attribute of each ``vars`` group; it is not read: a variable-length string
+attribute of a damaged file is one of the places where libhdf5 itself can crash, and the paths say
+the same.) Variables come in creation order: ``kernel`` then ``bias``;
 BatchNorm ``gamma, beta, moving_mean, moving_variance`` (without ``gamma`` if ``scale=False``,
 without ``beta`` if ``center=False``). In a legacy ``.h5`` every layer group lists its datasets in
 the attribute ``weight_names`` (``conv1_bn/gamma`` in Keras 3, ``conv1_bn/gamma:0`` in tf.keras
@@ -60,6 +63,12 @@ A bias on ``conv1``/``conv_dw_i``/``conv_pw_i`` (not in ``keras.applications``, 
 rebuilt model) is folded into the following BatchNorm's moving mean (``mean - bias``), which is
 exact. Keras' ``preprocess_input`` for MobileNet maps 0..255 pixels to [-1, 1], i.e.
 ``(x - 127.5) / 127.5``.
+
+Damaged files: a truncated file, a ``.keras`` archive whose bytes changed (zip CRC), missing or
+extra layers, wrong shapes or dtypes, NaN/Inf and negative variances all raise
+:class:`ImportFormatError`. libhdf5 is not hardened against arbitrary corruption of an ``.h5``
+file's internal structures, so a deliberately corrupted ``.h5`` may still crash inside it; only
+import ``.h5`` files you trust as much as you would trust them in Keras.
 
 Needs :mod:`h5py`, installed by ``pip install "mobilenet-fast[keras]"``.
 """
@@ -200,6 +209,8 @@ class _Reader:
         self.kind = ""
         self.keras_version = ""
         self.layers: Dict[str, List[_Var]] = {}
+        self.v3_entries: Dict[str, List[_Var]] = {}  # Keras 3 weights: key -> variables, named later
+        self.v3_origin = ""
         self.config: Optional[List[Dict[str, Any]]] = None  # the model's layer list
 
     def error(self, msg: str) -> ImportFormatError:
@@ -241,10 +252,34 @@ class _Reader:
     # -- Keras 3 weights file (model.weights.h5 / .weights.h5) -------------------------------------
 
     def read_v3_weights(self, h5: Any, h5py: Any, origin: str) -> None:
+        """Index ``layers/<key>/vars/<i>``; the keys are given layer names by :meth:`name_v3_layers`."""
         group = h5["layers"]
         if not isinstance(group, h5py.Group):
             raise self.error(f"{origin}: 'layers' is not an HDF5 group")
-        # Key of each config layer in the weights file: snake-cased class name + counter.
+        self.v3_origin = origin
+        for key in group:
+            entry = group[key]
+            if not isinstance(entry, h5py.Group):
+                continue
+            if isinstance(entry.get("layers"), h5py.Group):
+                raise self.error(f"{origin}: 'layers/{key}' is a nested model; save the MobileNet itself "
+                                 "(not a model wrapping it) to import it")
+            vars_ = entry.get("vars")
+            if vars_ is None or not isinstance(vars_, h5py.Group):
+                continue
+            datasets = []
+            for idx in sorted(vars_, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
+                ds = vars_[idx]
+                if not isinstance(ds, h5py.Dataset):
+                    raise self.error(f"{origin}: 'layers/{key}/vars/{idx}' is not a dataset")
+                datasets.append(_Var(f"layers/{key}/vars/{idx}", None, ds))
+            if datasets:
+                self.v3_entries[key] = datasets
+
+    def name_v3_layers(self) -> None:
+        """Layer name of each Keras 3 weights key, as Keras' loader pairs them: the config's layers
+        in order, each keyed by its snake-cased class name plus a counter; without a config, the
+        fixed layer order of keras.applications.MobileNet."""
         by_key: Dict[str, str] = {}
         if self.config is not None:
             used: Dict[str, int] = {}
@@ -257,33 +292,14 @@ class _Reader:
                     used[base] = 0
                     key = base
                 by_key[key] = layer["name"]
-        for key in group:
-            entry = group[key]
-            if not isinstance(entry, h5py.Group):
-                continue
-            vars_ = entry.get("vars")
-            if vars_ is None or not isinstance(vars_, h5py.Group):
-                if "layers" in entry:
-                    raise self.error(f"{origin}: 'layers/{key}' is a nested model; save the MobileNet itself "
-                                     "(not a model wrapping it) to import it")
-                continue
-            if "name" in vars_.attrs:
-                name = _text(vars_.attrs["name"])
-            elif key in by_key:
-                name = by_key[key]
+        for key, datasets in self.v3_entries.items():
+            if self.config is not None:
+                name = by_key.get(key)
+                if name is None:
+                    raise self.error(f"{self.v3_origin}: weights 'layers/{key}' belong to no layer of the model's "
+                                     f"config ({len(self.config)} layers); the archive's files do not match")
             else:
                 name = _fallback_layer_name(key) or key
-            datasets = []
-            for idx in sorted(vars_, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
-                ds = vars_[idx]
-                if not isinstance(ds, h5py.Dataset):
-                    raise self.error(f"{origin}: 'layers/{key}/vars/{idx}' is not a dataset")
-                datasets.append(_Var(f"layers/{key}/vars/{idx}", None, ds))
-            if not datasets:
-                continue
-            if name in self.layers:
-                raise self.error(f"{origin}: two weight groups claim layer {name!r} "
-                                 f"({self.layers[name][0].label} and layers/{key})")
             self.layers[name] = datasets
 
     # -- legacy HDF5 (model.save("m.h5"), tf.keras save_weights("m.h5")) ---------------------------
@@ -776,9 +792,10 @@ def import_keras(path: PathLike, *, labels: Optional[Sequence[str]] = None,
 def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], source: Optional[str]) -> WeightSet:
     if r.config is not None:
         padding, activation, resolution, has_top = _check_architecture(r)
-    else:
-        padding = "keras"
-        activation, resolution = "relu6", (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+    else:  # keras.applications.MobileNet's choices
+        padding, activation, resolution = "keras", "relu6", (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+    r.name_v3_layers()
+    if r.config is None:
         if "conv1" not in r.layers:
             sample = ", ".join(list(r.layers)[:6])
             raise r.error(f"no weights for layer 'conv1' (the stem convolution); not a keras.applications."
