@@ -339,10 +339,10 @@ class _Reader:
         return np.ascontiguousarray(arr.reshape(var.shape))
 
 
-def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
+def _open_container(p: str, where: str, h5py: Any, opened: List[Any]) -> _Reader:
     """Identify the container of ``p`` and read its variable index and architecture.
 
-    Returns the reader and the h5py files to close.
+    The h5py files it opens are appended to ``opened`` (the caller closes them, also on errors).
     """
     size = os.path.getsize(p)
     with open(p, "rb") as f:
@@ -351,7 +351,6 @@ def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
     if not head:
         raise ImportFormatError(f"{where}: file is empty, not a Keras model")
     reader = _Reader(where, size)
-    opened: List[Any] = []
     if head.startswith(_ZIP_SIGNATURE) or (ext == ".keras" and zipfile.is_zipfile(p)):
         try:
             zf = zipfile.ZipFile(p)
@@ -373,8 +372,9 @@ def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
             if "metadata.json" in names and zf.getinfo("metadata.json").file_size < 1 << 20:
                 try:
                     reader.keras_version = str(json.loads(zf.read("metadata.json")).get("keras_version", ""))
-                except (ValueError, AttributeError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
-                    pass
+                except (ValueError, AttributeError, UnicodeDecodeError, zipfile.BadZipFile, OSError,
+                        EOFError, RuntimeError, NotImplementedError):
+                    pass  # only used in the provenance string
             info = zf.getinfo(_WEIGHTS_MEMBER)
             data = _read_member(zf, info, where, size)
         reader.kind = "Keras 3 .keras archive"
@@ -388,7 +388,7 @@ def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
         if "layers" not in h5:
             raise ImportFormatError(f"{where}: {_WEIGHTS_MEMBER} has no 'layers' group; not a Keras 3 weights file")
         reader.read_v3_weights(h5, h5py, _WEIGHTS_MEMBER)
-        return reader, opened
+        return reader
 
     if not (head == _HDF5_SIGNATURE or h5py.is_hdf5(p)):
         if ext == ".keras":
@@ -406,7 +406,7 @@ def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
     if "layers" in h5 and "layer_names" not in h5.attrs:
         reader.kind = "Keras 3 weights file"
         reader.read_v3_weights(h5, h5py, "the weights file")
-        return reader, opened
+        return reader
     if "model_weights" in h5:
         group, prefix = h5["model_weights"], "model_weights/"
         reader.kind = "legacy Keras HDF5 model"
@@ -422,7 +422,7 @@ def _open_container(p: str, where: str, h5py: Any) -> Tuple[_Reader, List[Any]]:
     if "model_config" in h5.attrs:
         reader.set_config(_text(h5.attrs["model_config"]), "the 'model_config' attribute")
     reader.read_legacy_weights(group, h5py, prefix)
-    return reader, opened
+    return reader
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, archive_size: int) -> bytes:
@@ -772,7 +772,7 @@ def import_keras(path: PathLike, *, labels: Optional[Sequence[str]] = None,
                                 "supported; save the model as .keras or .h5)")
     opened: List[Any] = []
     try:
-        reader, opened = _open_container(p, where, h5py)
+        reader = _open_container(p, where, h5py, opened)
         ws = _build(reader, p, where, labels, source)
     except (ImportFormatError, InputError, MissingDependencyError):
         raise
