@@ -63,6 +63,10 @@ INPUT_MEAN = (127.5, 127.5, 127.5)
 INPUT_STD = (127.5, 127.5, 127.5)
 
 _DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+#: Most elements a Const may declare. ``float_val`` broadcasting lets a few bytes declare any size,
+#: so the size is checked before anything is allocated: 2**26 float32 (256 MiB) is far above any
+#: MobileNetV1 tensor (the classifier of alpha 2.0 over 21k classes has 45M).
+_MAX_ELEMENTS = 1 << 26
 _STEM = "Conv2d_0"
 _LOGITS = "Logits/Conv2d_1c_1x1"
 _NUM_BLOCKS = len(BLOCK_CONFIG)
@@ -153,6 +157,9 @@ class _Graph:
         if any(s < 0 for s in shape):
             raise self.error(f"node {name!r} has an unknown dimension in its shape {list(shape)}")
         n = math.prod(shape)
+        if n > _MAX_ELEMENTS:
+            raise self.error(f"node {name!r} declares a tensor of shape {list(shape)} ({n:,} elements), larger "
+                             f"than any MobileNetV1 tensor (at most {_MAX_ELEMENTS:,} are accepted)")
         if t.tensor_content:
             nbytes = len(t.tensor_content)
             if nbytes != 4 * n:
