@@ -444,6 +444,15 @@ def test_garbage_bytes(tmp_path, name, data):
     import_error(path)
 
 
+def test_deeply_nested_config_json(tmp_path):
+    """config.json of 100000 nested lists overflows Python's JSON parser (found by fuzz/run.py)."""
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "[" * 100000 + "]" * 100000)
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
+    import_error(path, ["config.json is not valid JSON", "recursion"])
+
+
 def test_corrupted_keras_archive(built, tmp_path):
     """A changed byte inside model.weights.h5 is caught by the zip's CRC before HDF5 sees it."""
     _, paths = built["top025"]

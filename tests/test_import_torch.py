@@ -406,6 +406,16 @@ def test_truncated_safetensors(tmp_path, model_025, cut):
         mobilenet_fast.load_weight_set(path)
 
 
+def test_deeply_nested_safetensors_header(tmp_path):
+    """A header of 100000 nested lists overflows Python's JSON parser (found by fuzz/run.py)."""
+    text = b"[" * 100000 + b"]" * 100000
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text)
+    assert "not valid JSON" in import_error(path)
+    with pytest.raises(WeightFileError):  # through the registry: taken for ours, refused by the loader
+        mobilenet_fast.load_weight_set(path)
+
+
 @pytest.mark.parametrize("name", ["random.pth", "random.bin", "random.safetensors", "empty.pt"])
 def test_random_bytes(tmp_path, name):
     path = tmp_path / name

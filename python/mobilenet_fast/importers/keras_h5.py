@@ -221,7 +221,7 @@ class _Reader:
     def set_config(self, text: Union[str, bytes], origin: str) -> None:
         try:
             cfg = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise self.error(f"{origin} is not valid JSON ({e})") from None
         if not isinstance(cfg, dict):
             raise self.error(f"{origin} is a JSON {type(cfg).__name__}, expected an object")
@@ -373,7 +373,7 @@ def _open_container(p: str, where: str, h5py: Any, opened: List[Any]) -> _Reader
                 try:
                     reader.keras_version = str(json.loads(zf.read("metadata.json")).get("keras_version", ""))
                 except (ValueError, AttributeError, UnicodeDecodeError, zipfile.BadZipFile, OSError,
-                        EOFError, RuntimeError, NotImplementedError):
+                        EOFError, RuntimeError, NotImplementedError):  # RecursionError is a RuntimeError
                     pass  # only used in the provenance string
             info = zf.getinfo(_WEIGHTS_MEMBER)
             data = _read_member(zf, info, where, size)

@@ -200,7 +200,7 @@ def _read_safetensors(p: str, where: str, size: int) -> Tuple[Dict[str, _Entry],
         raw_header = f.read(n)
     try:
         header = json.loads(raw_header)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ImportFormatError(f"{where}: safetensors header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
         raise ImportFormatError(f"{where}: safetensors header is not a JSON object")
