@@ -9,8 +9,13 @@ checked tensor by tensor, written out independently of the importer.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import pickletools
+import struct
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -390,6 +395,55 @@ def test_truncated_legacy_pth(tmp_path, state_025):
         (tmp_path / "cut.pth").write_bytes(data[:cut])
         import_error(tmp_path / "cut.pth")
     assert import_torch(tmp_path / "legacy.pth").config.alpha == 0.25  # the whole file is fine
+
+
+def legacy_with_numel(data, numel):
+    """A legacy torch.save file whose first storage declares ``numel`` elements (its pickle edited)."""
+    f = io.BytesIO(data)
+    for _ in range(3):  # magic number, protocol version, system info: plain values
+        pickle.load(f)
+    start = f.tell()
+    last_int = None
+    for op, arg, pos in pickletools.genops(io.BytesIO(data[start:])):
+        if op.name in ("BININT1", "BININT2", "BININT"):
+            last_int = (start + pos, 1 + {"BININT1": 1, "BININT2": 2, "BININT": 4}[op.name])
+        if op.name == "BINPERSID":  # ('storage', type, key, 'cpu', numel, None): numel is the last int
+            break
+    at, length = last_int
+    return data[:at] + b"\x8a\x08" + numel.to_bytes(8, "little", signed=True) + data[at + length:]
+
+
+@pytest.mark.parametrize("numel", [10 * 2 ** 30 // 4, 2 ** 62])
+def test_legacy_pth_declaring_a_huge_storage(tmp_path, state_025, numel):
+    """torch.load allocates a legacy storage's declared size before reading it: refused first (found by
+    fuzz/run.py, where it failed the address-space limit)."""
+    torch.save(state_025, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    path = tmp_path / "huge.pth"
+    path.write_bytes(legacy_with_numel((tmp_path / "legacy.pth").read_bytes(), numel))
+    msg = import_error(path)
+    assert "huge.pth" in msg and "declares" in msg and "tensor data" in msg
+
+
+def test_zip_member_declaring_a_huge_size(tmp_path, model_025):
+    """torch.load allocates a zip record's declared size before reading it: refused first."""
+    data = bytearray(save(model_025, tmp_path / "full.pth", "pth").read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        name = next(i.filename for i in zf.infolist() if "/data/" in i.filename)
+    entry = bytes(data).index(b"PK\x01\x02")  # central directory entries: name at +46
+    while bytes(data[entry + 46:entry + 46 + len(name)]) != name.encode():
+        entry = bytes(data).index(b"PK\x01\x02", entry + 4)
+    data[entry + 24:entry + 28] = struct.pack("<I", 0xFFFFFFF0)  # uncompressed size
+    path = tmp_path / "bigrecord.pth"
+    path.write_bytes(bytes(data))
+    msg = import_error(path)
+    assert "bigrecord.pth" in msg and "declares" in msg
+
+
+@pytest.mark.parametrize("data", [b"\x80\x02K\x05.", b"\x80\x02\x8a\x0alK\x05.", pickle.dumps({"a": 1}, protocol=2)])
+def test_pickle_that_is_not_a_torch_save_file(tmp_path, data):
+    path = tmp_path / "plain.pth"
+    path.write_bytes(data)
+    assert "not a PyTorch checkpoint" in import_error(path)
 
 
 @pytest.mark.parametrize("cut", ["header", "data", "length"])

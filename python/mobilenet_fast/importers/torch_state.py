@@ -285,11 +285,127 @@ def _weights_only_refusal(message: str) -> Optional[str]:
     return None
 
 
-def _read_pickle(p: str, where: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; every failure becomes an :class:`ImportFormatError`."""
+#: ``torch.save``'s legacy (pre-1.6, ``_use_new_zipfile_serialization=False``) files start with this
+#: number, pickled, then the protocol version, system info, the object and its storage keys.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_ZIP_SIGNATURE = b"PK\x03\x04"
+#: Bytes per element of the legacy storage classes (``torch.FloatStorage``...); unknown ones count 16.
+_STORAGE_ITEMSIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
+                     "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16, "Untyped": 1}
+#: A zip member may inflate to at most this many times its stored size (float weights compress far less).
+_MAX_COMPRESSION = 1000
+
+
+class _ScanStub:
+    """Stands for any object while scanning a pickle: accepts every call, item, append and state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+def _scan_legacy(data: bytes) -> Tuple[Dict[str, int], int]:
+    """Storage key -> bytes declared by a legacy ``torch.save`` file, and where its data starts.
+
+    The pickles are read by an unpickler whose every global is an inert stub class, so nothing is
+    imported or executed; it only records the storages (``("storage", type, key, location, numel,
+    view)``) the object refers to. Raises ValueError (or the unpickler's errors) for anything else.
+    """
+    import io
+    import pickle
+
+    storages: Dict[str, int] = {}
+
+    class Scanner(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            return type(name, (_ScanStub,), {"torch_name": f"{module}.{name}"})
+
+        def persistent_load(self, pid: Any) -> Any:
+            if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage"):
+                kind, key, numel = pid[1], pid[2], pid[4]
+                if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
+                    raise ValueError(f"storage {key!r} declares {numel!r} elements")
+                name = str(getattr(kind, "torch_name", "")).rsplit(".", 1)[-1]
+                itemsize = _STORAGE_ITEMSIZE.get(name[: -len("Storage")] if name.endswith("Storage") else name, 16)
+                storages[str(key)] = max(storages.get(str(key), 0), numel * itemsize)
+            return _ScanStub()
+
+    f = io.BytesIO(data)  # from memory: a declared string length can only be as long as the file
+    magic = Scanner(f).load()
+    if magic != _LEGACY_MAGIC:
+        raise ValueError("no torch.save magic number at the start")
+    for _ in range(4):  # protocol version, system info, the object, its storage keys
+        Scanner(f).load()
+    return storages, f.tell()
+
+
+def _check_container(p: str, where: str, size: int) -> None:
+    """Refuse a ``torch.save`` file that would make ``torch.load`` allocate more than the file holds.
+
+    ``torch.load`` allocates a zip record's declared size before reading it, and each storage of a
+    legacy file with the element count its pickle declares before reading the data; a damaged or
+    crafted file can declare gigabytes in a few bytes. So the declarations are checked here first,
+    without unpickling anything: every zip member must fit in the archive (and inflate at most
+    1000-fold); a legacy file's storages must fit in the bytes after its pickles.
+    """
+    import tarfile
+    import zipfile
+
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == _ZIP_SIGNATURE:
+        try:
+            with zipfile.ZipFile(p) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+            raise ImportFormatError(f"{where}: not a readable torch.save zip archive; the file is truncated or "
+                                    f"corrupt ({type(e).__name__}: {e})") from None
+        for info in infos:
+            if (info.compress_size > size or info.file_size > _MAX_COMPRESSION * info.compress_size + (1 << 20)
+                    or (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size)):
+                raise ImportFormatError(f"{where}: archive member {info.filename!r} declares {info.file_size} bytes "
+                                        f"({info.compress_size} stored) in a {size}-byte file; the file is corrupt")
+        return
+    with open(p, "rb") as f:
+        data = f.read()
+    try:
+        storages, start = _scan_legacy(data)
+    except Exception as e:  # noqa: BLE001 - any failure of the scan: not a legacy torch.save file
+        detail = " ".join(str(e).split())[:200]
+        raise ImportFormatError(f"{where}: not a PyTorch checkpoint (neither a torch.save zip archive nor a "
+                                f"legacy torch.save pickle: {type(e).__name__}: {detail})") from None
+    declared = sum(storages.values())
+    if declared > size - start:
+        raise ImportFormatError(f"{where}: the pickle declares {declared:,} bytes of tensor data in "
+                                f"{len(storages)} storage(s) but only {size - start:,} bytes follow it; the file "
+                                "is truncated or corrupt")
+    try:
+        is_tar = tarfile.is_tarfile(p)
+    except (OSError, ValueError, EOFError):
+        is_tar = False
+    if is_tar:  # torch.load would try its pre-0.4 tar reader first
+        raise ImportFormatError(f"{where}: also parses as a tar archive (PyTorch's pre-0.4 format), which is "
+                                "not supported")
+
+
+def _read_pickle(p: str, where: str, size: int) -> Any:
+    """``torch.load`` with ``weights_only=True`` (after :func:`_check_container`); every failure becomes
+    an :class:`ImportFormatError`."""
     torch = _load_torch()
     import pickle
 
+    _check_container(p, where, size)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -304,8 +420,7 @@ def _read_pickle(p: str, where: str) -> Any:
         detail = " ".join(detail.split())[:200]
         raise ImportFormatError(f"{where}: not a PyTorch checkpoint; torch.load(weights_only=True) could not "
                                 f"unpickle it ({detail or type(e).__name__})") from None
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-            MemoryError, UnicodeDecodeError) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load raises all sorts (AssertionError, struct.error...) on damage
         detail = " ".join(str(e).split())[:200]
         raise ImportFormatError(f"{where}: not a valid PyTorch checkpoint; the file is truncated or corrupt "
                                 f"({type(e).__name__}: {detail or 'unexpected end of file'})") from None
@@ -554,7 +669,7 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
                                     "mobilenet_fast.load_weights (or load_weight_set), not the torch importer")
         kind = "safetensors"
     else:
-        state, wrapper = _unwrap(_read_pickle(p, where), where, use_ema)
+        state, wrapper = _unwrap(_read_pickle(p, where, size), where, use_ema)
         if wrapper is not None:
             notes.append(f"checkpoint key {wrapper!r}")
         entries = _torch_entries(state, where)
