@@ -397,31 +397,39 @@ def test_truncated_legacy_pth(tmp_path, state_025):
     assert import_torch(tmp_path / "legacy.pth").config.alpha == 0.25  # the whole file is fine
 
 
-def legacy_with_numel(data, numel):
-    """A legacy torch.save file whose first storage declares ``numel`` elements (its pickle edited)."""
+def legacy_with_int(data, value, after=None):
+    """A legacy torch.save file with one integer of its object pickle replaced by ``value``: the element
+    count of the first storage (``after=None``), else the ``after``-th integer following it (0: the
+    first tensor's storage offset, then its sizes, then its strides)."""
     f = io.BytesIO(data)
     for _ in range(3):  # magic number, protocol version, system info: plain values
         pickle.load(f)
     start = f.tell()
-    last_int = None
+    ints, persid = [], None
     for op, arg, pos in pickletools.genops(io.BytesIO(data[start:])):
         if op.name in ("BININT1", "BININT2", "BININT"):
-            last_int = (start + pos, 1 + {"BININT1": 1, "BININT2": 2, "BININT": 4}[op.name])
-        if op.name == "BINPERSID":  # ('storage', type, key, 'cpu', numel, None): numel is the last int
-            break
-    at, length = last_int
-    return data[:at] + b"\x8a\x08" + numel.to_bytes(8, "little", signed=True) + data[at + length:]
+            ints.append((start + pos, 1 + {"BININT1": 1, "BININT2": 2, "BININT": 4}[op.name]))
+        if op.name == "BINPERSID" and persid is None:  # ('storage', type, key, 'cpu', numel, None)
+            persid = len(ints)
+    at, length = ints[persid - 1] if after is None else ints[persid + after]
+    return data[:at] + b"\x8a\x08" + value.to_bytes(8, "little", signed=True) + data[at + length:]
 
 
-@pytest.mark.parametrize("numel", [10 * 2 ** 30 // 4, 2 ** 62])
-def test_legacy_pth_declaring_a_huge_storage(tmp_path, state_025, numel):
-    """torch.load allocates a legacy storage's declared size before reading it: refused first (found by
-    fuzz/run.py, where it failed the address-space limit)."""
+@pytest.mark.parametrize("what, value, after, match", [
+    ("numel", 10 * 2 ** 30 // 4, None, "tensor data"),
+    ("numel", 2 ** 62, None, "tensor data"),
+    ("stride", 10 * 2 ** 30, 5, "stride [10737418240, 9, 3, 1] needs"),  # conv_stem [8, 3, 3, 3]: stride[0] 27
+    ("size", 2 ** 40, 1, "needs"),
+])
+def test_legacy_pth_declaring_a_huge_storage(tmp_path, state_025, what, value, after, match):
+    """torch.load allocates a legacy storage's declared size before reading it, and set_ grows it to what
+    a tensor's sizes and strides reach: refused first (found by fuzz/run.py, where they failed the
+    address-space limit)."""
     torch.save(state_025, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
     path = tmp_path / "huge.pth"
-    path.write_bytes(legacy_with_numel((tmp_path / "legacy.pth").read_bytes(), numel))
+    path.write_bytes(legacy_with_int((tmp_path / "legacy.pth").read_bytes(), value, after))
     msg = import_error(path)
-    assert "huge.pth" in msg and "declares" in msg and "tensor data" in msg
+    assert "huge.pth" in msg and match in msg, msg
 
 
 def test_zip_member_declaring_a_huge_size(tmp_path, model_025):

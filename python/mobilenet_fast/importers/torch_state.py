@@ -315,49 +315,77 @@ class _ScanStub:
         pass
 
 
-def _scan_legacy(data: bytes) -> Tuple[Dict[str, int], int]:
-    """Storage key -> bytes declared by a legacy ``torch.save`` file, and where its data starts.
+class _ScanStorage(_ScanStub):
+    """A storage as the scanned pickle declares it: key and element count."""
 
-    The pickles are read by an unpickler whose every global is an inert stub class, so nothing is
-    imported or executed; it only records the storages (``("storage", type, key, location, numel,
-    view)``) the object refers to. Raises ValueError (or the unpickler's errors) for anything else.
+    def __init__(self, key: str, numel: int) -> None:
+        self.key, self.numel = key, numel
+
+
+def _check_view(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _ScanStub:
+    """Scan-time ``torch._utils._rebuild_tensor(_v2)``: the tensor must lie inside its storage (else
+    ``set_`` grows a legacy file's storage to whatever the sizes and strides reach)."""
+    if isinstance(storage, _ScanStorage):
+        ints = [offset, *size, *stride] if isinstance(size, tuple) and isinstance(stride, tuple) else [None]
+        if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints)
+                or len(size) != len(stride)):
+            raise ValueError(f"tensor of storage {storage.key!r} has offset {offset!r}, size {size!r}, "
+                             f"stride {stride!r}")
+        if all(n > 0 for n in size):
+            needed = offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1
+            if needed > storage.numel:
+                raise ValueError(f"a tensor with size {list(size)} and stride {list(stride)} needs {needed:,} "
+                                 f"elements of storage {storage.key!r}, which holds {storage.numel:,}")
+    return _ScanStub()
+
+
+def _scan_pickles(data: bytes, count: int) -> Tuple[Dict[str, int], List[Any], int]:
+    """Read ``count`` pickles from ``data`` without importing or executing anything.
+
+    Every global is an inert stub class (except that ``torch._utils._rebuild_tensor(_v2)`` checks its
+    tensor against its storage); persistent ids ``("storage", type, key, location, numel, ...)`` are
+    recorded. Returns storage key -> bytes declared, the unpickled values (stubs inside) and where
+    the data after them starts. Raises ValueError (or the unpickler's errors) for damaged pickles.
+    The pure-Python unpickler is used on purpose: its memo is a dict, while the C one allocates an
+    array as long as the largest memo index a file names.
     """
     import io
     import pickle
 
     storages: Dict[str, int] = {}
 
-    class Scanner(pickle.Unpickler):
+    class Scanner(pickle._Unpickler):  # type: ignore[name-defined,misc]
         def find_class(self, module: str, name: str) -> Any:
+            if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+                return _check_view
             return type(name, (_ScanStub,), {"torch_name": f"{module}.{name}"})
 
         def persistent_load(self, pid: Any) -> Any:
-            if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage"):
-                kind, key, numel = pid[1], pid[2], pid[4]
-                if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
-                    raise ValueError(f"storage {key!r} declares {numel!r} elements")
-                name = str(getattr(kind, "torch_name", "")).rsplit(".", 1)[-1]
-                itemsize = _STORAGE_ITEMSIZE.get(name[: -len("Storage")] if name.endswith("Storage") else name, 16)
-                storages[str(key)] = max(storages.get(str(key), 0), numel * itemsize)
-            return _ScanStub()
+            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")):
+                return _ScanStub()
+            kind, key, numel = pid[1], str(pid[2]), pid[4]
+            if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
+                raise ValueError(f"storage {key!r} declares {numel!r} elements")
+            name = str(getattr(kind, "torch_name", "")).rsplit(".", 1)[-1]
+            itemsize = _STORAGE_ITEMSIZE.get(name[: -len("Storage")] if name.endswith("Storage") else name, 16)
+            storages[key] = max(storages.get(key, 0), numel * itemsize)
+            return _ScanStorage(key, numel)
 
     f = io.BytesIO(data)  # from memory: a declared string length can only be as long as the file
-    magic = Scanner(f).load()
-    if magic != _LEGACY_MAGIC:
-        raise ValueError("no torch.save magic number at the start")
-    for _ in range(4):  # protocol version, system info, the object, its storage keys
-        Scanner(f).load()
-    return storages, f.tell()
+    values = [Scanner(f).load() for _ in range(count)]
+    return storages, values, f.tell()
 
 
 def _check_container(p: str, where: str, size: int) -> None:
     """Refuse a ``torch.save`` file that would make ``torch.load`` allocate more than the file holds.
 
-    ``torch.load`` allocates a zip record's declared size before reading it, and each storage of a
-    legacy file with the element count its pickle declares before reading the data; a damaged or
-    crafted file can declare gigabytes in a few bytes. So the declarations are checked here first,
-    without unpickling anything: every zip member must fit in the archive (and inflate at most
-    1000-fold); a legacy file's storages must fit in the bytes after its pickles.
+    ``torch.load`` allocates a zip record's declared size before reading it, each storage of a
+    legacy file with the element count its pickle declares before reading the data, and grows a
+    legacy storage to whatever a tensor's sizes and strides reach; a damaged or crafted file can
+    declare gigabytes in a few bytes. So the declarations are checked first, without unpickling
+    anything real (:func:`_scan_pickles`): every zip member must fit in the archive (and inflate at
+    most 1000-fold); a legacy file's storages must fit in the bytes after its pickles; every tensor
+    must lie inside its storage.
     """
     import tarfile
     import zipfile
@@ -368,23 +396,41 @@ def _check_container(p: str, where: str, size: int) -> None:
         try:
             with zipfile.ZipFile(p) as zf:
                 infos = zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+                for info in infos:
+                    if (info.compress_size > size
+                            or info.file_size > _MAX_COMPRESSION * info.compress_size + (1 << 20)
+                            or (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size)):
+                        raise ImportFormatError(f"{where}: archive member {info.filename!r} declares {info.file_size} "
+                                                f"bytes ({info.compress_size} stored) in a {size}-byte file; the file "
+                                                "is corrupt")
+                pkl = [i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+                data = zf.read(pkl[0]) if len(pkl) == 1 else None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as e:
+            if isinstance(e, ImportFormatError):
+                raise
             raise ImportFormatError(f"{where}: not a readable torch.save zip archive; the file is truncated or "
                                     f"corrupt ({type(e).__name__}: {e})") from None
-        for info in infos:
-            if (info.compress_size > size or info.file_size > _MAX_COMPRESSION * info.compress_size + (1 << 20)
-                    or (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size)):
-                raise ImportFormatError(f"{where}: archive member {info.filename!r} declares {info.file_size} bytes "
-                                        f"({info.compress_size} stored) in a {size}-byte file; the file is corrupt")
-        return
-    with open(p, "rb") as f:
-        data = f.read()
+        if data is None:
+            return  # torch.load explains what is missing
+        count = 1
+    else:
+        with open(p, "rb") as f:
+            data = f.read()
+        count = 5  # magic number, protocol version, system info, the object, its storage keys
     try:
-        storages, start = _scan_legacy(data)
-    except Exception as e:  # noqa: BLE001 - any failure of the scan: not a legacy torch.save file
-        detail = " ".join(str(e).split())[:200]
-        raise ImportFormatError(f"{where}: not a PyTorch checkpoint (neither a torch.save zip archive nor a "
-                                f"legacy torch.save pickle: {type(e).__name__}: {detail})") from None
+        storages, values, start = _scan_pickles(data, count)
+        if count == 5 and values[0] != _LEGACY_MAGIC:
+            raise ValueError("no torch.save magic number at the start")
+    except Exception as e:  # noqa: BLE001 - any failure of the scan: not a torch.save file we can read
+        detail = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        if count == 1:
+            raise ImportFormatError(f"{where}: not a valid PyTorch checkpoint; the archive's data.pkl is damaged "
+                                    f"({detail})") from None
+        raise ImportFormatError(f"{where}: not a PyTorch checkpoint; neither a torch.save zip archive nor a "
+                                f"readable legacy torch.save pickle ({detail})") from None
+    if count == 1:
+        return  # torch checks every record's size against its declared element count before using it
     declared = sum(storages.values())
     if declared > size - start:
         raise ImportFormatError(f"{where}: the pickle declares {declared:,} bytes of tensor data in "
