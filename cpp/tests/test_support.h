@@ -166,6 +166,10 @@ struct Outcome {
 // Prints (and records as a test property) how close the passing results came to the tolerance.
 void report_worst(std::size_t cases, double worst);
 
+// Waits up to timeout_seconds for the forked child `pid` and returns its exit status (0..255), or
+// -1 after killing it when it did not finish in time (a deadlock), or -2 when it died of a signal.
+int wait_for_child(int pid, double timeout_seconds);
+
 // Name printer for ISA-parameterised tests: Isa/Gemm.Remainders/avx512.
 struct IsaName {
   std::string operator()(const testing::TestParamInfo<std::string>& info) const { return info.param; }
