@@ -2,8 +2,9 @@
 
 How pixels become 8-bit RGB (:func:`load_image`):
 
-* **Files** are decoded by Pillow. Images of more than :data:`MAX_PIXELS` pixels are refused with
-  :class:`ImageReadError` before they are decoded (decompression bombs); Pillow's own limit
+* **Files** are decoded by Pillow. Images of more than ``max_pixels`` (default :data:`MAX_PIXELS`)
+  pixels are refused with :class:`ImageReadError` before they are decoded (decompression bombs),
+  and so are PIL images not yet loaded; Pillow's own limit
   (``PIL.Image.MAX_IMAGE_PIXELS``) applies too, and its ``DecompressionBombError`` - or its
   ``DecompressionBombWarning`` when warnings are turned into errors - also becomes
   :class:`ImageReadError`. Any other decoding failure of a file is an :class:`ImageReadError`
@@ -25,7 +26,7 @@ How pixels become 8-bit RGB (:func:`load_image`):
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -35,8 +36,9 @@ __all__ = ["ImageLike", "load_image", "preprocess", "DEFAULT_CROP_FRACTION", "MA
 
 #: Share of the shorter side kept by the centre crop (the usual "resize 256, crop 224").
 DEFAULT_CROP_FRACTION = 0.875
-#: Images with more pixels than this are refused before decoding (decompression bombs). The same
-#: as Pillow's default ``MAX_IMAGE_PIXELS``; to allow larger images raise both.
+#: Default ``max_pixels``: images with more pixels are refused before decoding (decompression
+#: bombs). The same as Pillow's default ``MAX_IMAGE_PIXELS``; to allow larger images pass
+#: ``max_pixels`` and raise ``PIL.Image.MAX_IMAGE_PIXELS`` too.
 MAX_PIXELS = 89_478_485
 #: Largest target height/width of :func:`preprocess` (the largest input a plan accepts).
 MAX_RESOLUTION = 16384
@@ -48,27 +50,38 @@ _FULL_RESIZE_PIXELS = 1 << 24
 ImageLike = Union[str, "os.PathLike[str]", "np.ndarray", Any]  # Any: a PIL.Image.Image
 
 
-def _check_pixels(width: int, height: int, where: str) -> None:
-    if width * height > MAX_PIXELS:
+def _check_max_pixels(max_pixels: Any) -> int:
+    if max_pixels is None:
+        return MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _check_pixels(width: int, height: int, where: str, limit: int) -> None:
+    if width * height > limit:
         raise ImageReadError(
-            f"{where}: {width}x{height} = {width * height:,} pixels is more than the limit of {MAX_PIXELS:,} "
-            "(a decompression bomb?); raise mobilenet_fast.preprocess.MAX_PIXELS (and PIL.Image.MAX_IMAGE_PIXELS) "
-            "to allow larger images")
+            f"{where}: {width}x{height} = {width * height:,} pixels is more than the limit of {limit:,} "
+            "(a decompression bomb?); pass max_pixels= to load_image/preprocess (and raise "
+            "PIL.Image.MAX_IMAGE_PIXELS) to allow larger images")
 
 
-def load_image(image: ImageLike) -> "np.ndarray":
+def load_image(image: ImageLike, *, max_pixels: Optional[int] = None) -> "np.ndarray":
     """Decode ``image`` (a path, a PIL image, or a uint8/uint16 array) to uint8 RGB ``HxWx3``.
 
     See the module docstring for the modes and array shapes accepted and how they are converted.
+    Files and PIL images of more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`) are
+    refused with :class:`ImageReadError` before they are decoded.
     """
     from PIL import Image
 
+    limit = _check_max_pixels(max_pixels)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     if isinstance(image, (str, os.PathLike)):
-        return _read_file(os.fspath(image))
+        return _read_file(os.fspath(image), limit)
     if isinstance(image, Image.Image):
-        _check_pixels(image.width, image.height, "image")
+        _check_pixels(image.width, image.height, "image", limit)
         try:
             return _pil_to_rgb(image, "image", InputError)
         except (InputError, ImageReadError, MemoryError):
@@ -78,7 +91,7 @@ def load_image(image: ImageLike) -> "np.ndarray":
     raise InputError(f"expected an image path, a PIL image or a uint8 array, got {type(image).__name__}")
 
 
-def _read_file(path: str) -> "np.ndarray":
+def _read_file(path: str, limit: int) -> "np.ndarray":
     from PIL import Image
 
     if not os.path.exists(path):
@@ -87,7 +100,7 @@ def _read_file(path: str) -> "np.ndarray":
         raise ImageReadError(f"{path} is a directory, not an image")
     try:
         with Image.open(path) as im:
-            _check_pixels(im.width, im.height, path)
+            _check_pixels(im.width, im.height, path, limit)
             im.load()
             return _pil_to_rgb(im, path, ImageReadError)
     except (ImageReadError, MemoryError):
@@ -202,13 +215,15 @@ def preprocess(
     mean: Sequence[float] = (127.5, 127.5, 127.5),
     std: Sequence[float] = (127.5, 127.5, 127.5),
     crop_fraction: float = DEFAULT_CROP_FRACTION,
+    *,
+    max_pixels: Optional[int] = None,
 ) -> "np.ndarray":
     """Decode, resize the shorter side to ``resolution / crop_fraction``, centre-crop, normalise.
 
     Returns a float32 C-contiguous array of shape [1, H, W, 3] holding ``(pixel - mean) / std``.
     ``crop_fraction=1.0`` resizes the shorter side straight to the target and crops the rest.
     ``resolution`` is an int or (height, width) in 1..16384; ``mean``/``std`` are three finite
-    numbers each, ``std`` > 0. See :func:`load_image` for the images accepted.
+    numbers each, ``std`` > 0. See :func:`load_image` for the images accepted and ``max_pixels``.
     """
     from PIL import Image
 
@@ -221,7 +236,7 @@ def preprocess(
     s = _real_triple("std", std)
     if (s <= 0).any():
         raise InputError(f"std must be > 0 for every channel, got {std!r}")
-    rgb = load_image(image)
+    rgb = load_image(image, max_pixels=max_pixels)
     ih, iw = rgb.shape[:2]
     # Scale so that the crop window (target / crop_fraction on the shorter side) fits.
     scale = max(h / crop_fraction / ih, w / crop_fraction / iw)
