@@ -364,7 +364,8 @@ def _png(path, width, height, bit_depth, color_type, raw_rows=None):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    data = zlib.compress(b"".join(b"\x00" + r for r in raw_rows)) if raw_rows is not None else zlib.compress(b"\x00" * 64)
+    rows = raw_rows if raw_rows is not None else [b"\x00" * 63]  # no pixels for a header-only file
+    data = zlib.compress(b"".join(b"\x00" + r for r in rows))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
     return str(path)
 

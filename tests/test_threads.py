@@ -236,9 +236,10 @@ CHILD_TIMEOUT = 120
 
 
 def _child_logits(model, inputs, conn):
-    """In a child process: logits of each input (an existing plan, then new sizes)."""
+    """In a child process: logits of each input (an existing plan, then new sizes), and how many
+    forks away from the test process the child is (as the C++ pools see it)."""
     try:
-        conn.send([model.logits(x) for x in inputs])
+        conn.send([model.logits(x) for x in inputs] + [mf._core.fork_generation()])
     except BaseException as e:  # pragma: no cover - sent to the parent, which fails the test
         conn.send(f"{type(e).__name__}: {e}")
     finally:
@@ -285,7 +286,10 @@ def test_fork_after_multi_threaded_use(small_weights, threads):
     inputs = [random_input(4, 160, 128, seed=41), random_input(1, 160, 128, seed=42), random_input(3, 96, 64, seed=43)]
     want = [model.logits(x) for x in inputs[:2]]  # the parent used the 160x128 plan (and its pool)
     want.append(mf.Model(small_weights, threads=1).logits(inputs[2]))  # a size planned in the child
+    generation = mf._core.fork_generation()
     got = _run_child(_fork_context(), _child_logits, (model, inputs))
+    assert got.pop() == generation + 1
+    assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     np.testing.assert_array_equal(model.logits(inputs[0]), want[0])  # the parent's pool still works
@@ -310,6 +314,7 @@ def test_fork_while_other_threads_use_the_model(small_weights):
             errors.append(repr(e))
 
     holding, release = threading.Event(), threading.Event()
+    other = np.ascontiguousarray(small[:, :, :64])  # a size the parent never planned
 
     def hold_lock():
         with model._lock:  # as a thread building a plan would
@@ -329,11 +334,11 @@ def test_fork_while_other_threads_use_the_model(small_weights):
         locker.start()
         holding.wait()
         try:
-            got = _run_child(ctx, _child_logits, (model, [np.ascontiguousarray(small[:, :, :64])]))  # new size: needs the lock
+            got = _run_child(ctx, _child_logits, (model, [other]))  # planning it needs the lock
         finally:
             release.set()
             locker.join()
-        np.testing.assert_array_equal(got[0], mf.Model(small_weights, threads=1).logits(np.ascontiguousarray(small[:, :, :64])))
+        np.testing.assert_array_equal(got[0], mf.Model(small_weights, threads=1).logits(other))
     finally:
         stop.set()
         for t in workers:
@@ -345,4 +350,5 @@ def test_spawned_children_compute_the_same_logits(small_weights):
     x = random_input(3, 160, 128, seed=61)
     want = mf.Model(small_weights, threads=1).logits(x)
     got = _run_child(multiprocessing.get_context("spawn"), _child_from_weights, (small_weights, 2, [x]))
+    assert got.pop() == 0  # a fresh process, not a fork
     np.testing.assert_array_equal(got[0], want)

@@ -51,8 +51,10 @@ std::string repr_str(const py::handle& obj) {
 
 bool is_masked_array(const py::handle& obj) {
   PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> masked;
-  const py::object& cls =
-      masked.call_once_and_store_result([] { return py::module_::import("numpy.ma").attr("MaskedArray"); }).get_stored();
+  const py::object& cls = masked
+                              .call_once_and_store_result(
+                                  [] { return py::module_::import("numpy.ma").attr("MaskedArray"); })
+                              .get_stored();
   return PyObject_IsInstance(obj.ptr(), cls.ptr()) == 1;
 }
 
@@ -159,7 +161,8 @@ double real_arg(const py::handle& obj, const std::string& name) {
 }
 
 // A list, tuple or 1-D array of exactly n items (strings do not count as sequences).
-std::vector<py::object> seq_arg(const py::handle& obj, const std::string& name, std::size_t n, const std::string& what) {
+std::vector<py::object> seq_arg(const py::handle& obj, const std::string& name, std::size_t n,
+                                const std::string& what) {
   if (PyUnicode_Check(obj.ptr()) || PyBytes_Check(obj.ptr()) || !PySequence_Check(obj.ptr()) ||
       PySequence_Size(obj.ptr()) != static_cast<Py_ssize_t>(n)) {
     if (PyErr_Occurred()) PyErr_Clear();
