@@ -237,6 +237,7 @@ TEST(PlanLimits, HugeInputsAreRefusedBeforeAllocating) {
 // the child inherits an unlocked Plan, and the pool starts new workers there. The child's results
 // equal the parent's bit for bit; a deadlock fails the test through the timeout.
 TEST(PlanFork, ChildOfABusyMultiThreadedPlanRunsIt) {
+  MBF_SKIP_FORK_TEST_UNDER_EMULATOR();
   const int h = 64, w = 48;
   const auto layers = mbf_support::mobilenet_v1_layers(0.25, h, w, true, 10);
   const mbf::PlanSpec spec = random_spec(layers, 5);

@@ -69,6 +69,7 @@ long pool_sum(mbf::ThreadPool& pool, int count, int* on_workers = nullptr) {
 // A child process inherits the pool but not its workers: the pool must notice, start new workers
 // and finish every job (a pool waiting for the parent's workers would spin forever).
 TEST(ThreadPoolFork, ChildRestartsItsWorkers) {
+  MBF_SKIP_FORK_TEST_UNDER_EMULATOR();
   mbf::ThreadPool pool(3);
   ASSERT_EQ(pool_sum(pool, 40), 820);
   ASSERT_EQ(pool.live_workers(), 2);
@@ -94,6 +95,7 @@ TEST(ThreadPoolFork, ChildRestartsItsWorkers) {
 // Destroying an inherited pool must neither join the parent's threads nor destroy a condition
 // variable the parent's sleeping workers were waiting on (both can block forever).
 TEST(ThreadPoolFork, ChildCanDestroyAnInheritedPool) {
+  MBF_SKIP_FORK_TEST_UNDER_EMULATOR();
   for (bool asleep : {false, true}) {
     auto pool = std::make_unique<mbf::ThreadPool>(4);
     ASSERT_EQ(pool_sum(*pool, 16), 136);
@@ -111,6 +113,7 @@ TEST(ThreadPoolFork, ChildCanDestroyAnInheritedPool) {
 
 // A child of a child: the generation counter moves on again.
 TEST(ThreadPoolFork, GrandchildRestartsToo) {
+  MBF_SKIP_FORK_TEST_UNDER_EMULATOR();
   mbf::ThreadPool pool(2);
   ASSERT_EQ(pool_sum(pool, 10), 55);
   const pid_t pid = fork();
