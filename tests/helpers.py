@@ -23,7 +23,7 @@ __all__ = [
 def random_weights(alpha: float = 0.25, num_classes: int = 10, padding: str = "tf_same",
                    resolution: Union[int, Tuple[int, int]] = (128, 128), seed: int = 0, *,
                    bn_epsilon: float = 1e-3, labels: Optional[Sequence[str]] = None,
-                   gamma_scale: float = 1.0) -> WeightSet:
+                   gamma_scale: float = 1.0, activation: str = "relu6") -> WeightSet:
     """A valid :class:`WeightSet` with random weights whose activations stay O(1) through the net.
 
     * conv weights ~ N(0, 2 / fan_in) (He; fan_in = 27 for the stem, 9 for depthwise, Cin for
@@ -46,7 +46,7 @@ def random_weights(alpha: float = 0.25, num_classes: int = 10, padding: str = "t
     hw = (int(resolution[0]), int(resolution[1]))
     config = ModelConfig(alpha=float(alpha), resolution=hw, num_classes=num_classes, padding=padding,
                          bn_epsilon=bn_epsilon, labels=tuple(labels) if labels is not None else None,
-                         source=f"random_weights(seed={seed})")
+                         source=f"random_weights(seed={seed})", activation=activation)
     rng = np.random.default_rng(seed)
     tensors = {}
     for name, shape in expected_shapes(config).items():

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mobilenet_fast import cli
-from mobilenet_fast.architecture import BLOCK_CONFIG, MobileNetV1, conv_output_and_pads
+from mobilenet_fast.architecture import BLOCK_CONFIG, MobileNetV1, activation_clamp, conv_output_and_pads
 from mobilenet_fast.errors import InputError
 
 # Howard et al. 2017, "MobileNets", Table 6 (width multiplier) and Table 7 (resolution):
@@ -277,3 +277,31 @@ def test_info_total_line_aligned_with_columns():
     assert len(total) == len(row)
     assert total[-25:-14] == f"{arch.total_params:>11,}"
     assert total[-14:] == f"{arch.total_macs:>14,}"
+
+
+@pytest.mark.parametrize("resolution", [224, 160, (97, 131), 33])
+def test_keras_pads(resolution):
+    # keras.applications.MobileNet: "same" stem and stride-1 layers; stride-2 depthwise layers are
+    # ZeroPadding2D(((0, 1), (0, 1))) + "valid": pads 0/0/1/1 and floor((n - 2) / 2) + 1 outputs.
+    arch = MobileNetV1(0.5, resolution, 10, "keras")
+    tf = MobileNetV1(0.5, resolution, 10, "tf_same")
+    assert arch.layer("stem").pads == tf.layer("stem").pads
+    for layer in arch:
+        if layer.kind == "dwconv3x3" and layer.stride == 2:
+            assert layer.pads == (0, 0, 1, 1), layer.name
+            assert (layer.out_h, layer.out_w) == ((layer.in_h - 2) // 2 + 1, (layer.in_w - 2) // 2 + 1)
+        elif layer.kind == "dwconv3x3":
+            assert layer.pads == (1, 1, 1, 1) and (layer.out_h, layer.out_w) == (layer.in_h, layer.in_w)
+    h, w = arch.input_hw
+    if h % 2 == 0 and w % 2 == 0 and h % 32 == 0:  # even all the way down: same as tf_same
+        assert [lay.pads for lay in arch] == [lay.pads for lay in tf]
+    if resolution == (97, 131):
+        assert arch.layer("blocks.1.dw").in_h == 49 and arch.layer("blocks.1.dw").out_h == 24  # tf_same: 25
+        assert arch.output_hw == (3, 4)  # tf_same: (4, 5)
+
+
+def test_activation_clamp():
+    assert activation_clamp("relu6") == (0.0, 6.0)
+    assert activation_clamp("relu") == (0.0, math.inf)
+    with pytest.raises(InputError, match="unknown activation"):
+        activation_clamp("gelu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from isa import isas_to_test
 import mobilenet_fast as mf
 from mobilenet_fast import InputError
 from mobilenet_fast import reference as R
+from mobilenet_fast.weights import WeightSet
 
 ISAS = isas_to_test()
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,6 +80,31 @@ def test_random_networks_match_reference(isa, alpha, padding, hw, batch):
     # batch results equal single-image results
     for i in range(batch):
         np.testing.assert_allclose(model.logits(x[i:i + 1])[0], ours[i], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("alpha, padding, activation, hw", [
+    (0.25, "keras", "relu6", (97, 131)),
+    (0.5, "keras", "relu6", (128, 128)),
+    (0.25, "tf_same", "relu", (96, 97)),
+    (0.25, "symmetric", "relu", (64, 80)),
+])
+def test_keras_padding_and_relu_networks_match_reference(isa, alpha, padding, activation, hw):
+    ws = random_weights(alpha, 11, padding, hw, seed=40, gamma_scale=1.5, activation=activation)
+    model = mf.Model(ws, isa=isa)
+    x = random_input(2, *hw, seed=41)
+    ours, ref = model.logits(x), R.forward(ws, x)
+    assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+    acts = R.activations(ws, x)
+    top = max(float(a.max()) for name, a in acts.items() if name.startswith("blocks."))
+    if activation == "relu":
+        assert top > 6.5  # values above 6 really flow through the net: no clamp at 6
+        assert "activation='relu'" in repr(model)
+    else:
+        assert top == 6.0
+    # the other activation on the same weights gives a visibly different answer
+    other = WeightSet(replace(ws.config, activation="relu" if activation == "relu6" else "relu6"), ws.tensors)
+    assert np.abs(mf.Model(other, isa=isa).logits(x) - ours).max() > 1e-2
 
 
 def test_feature_extractor_model_without_classifier():

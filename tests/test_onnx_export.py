@@ -50,6 +50,21 @@ def test_whole_network_matches_onnxruntime(alpha, resolution, padding, batch, re
         assert d_probs < TOL, f"fold_bn={fold_bn}: probabilities differ by {d_probs}"
 
 
+@pytest.mark.parametrize("padding, activation, hw", [
+    ("keras", "relu6", (97, 131)), ("keras", "relu", (128, 128)), ("tf_same", "relu", (96, 97)),
+    ("symmetric", "relu", (64, 80))])
+def test_keras_padding_and_relu_match_onnxruntime(padding, activation, hw, record_property):
+    ws = random_weights(0.25, 10, padding, hw, seed=33, gamma_scale=1.5, activation=activation)
+    x = random_input(2, *hw, seed=33)
+    ref = R.forward(ws, x)
+    graph = to_onnx_model(ws, resolution=hw)
+    ops = {n.op_type for n in graph.graph.node}
+    assert ("Relu" in ops) == (activation == "relu") and ("Clip" in ops) == (activation == "relu6")
+    for fold_bn in (False, True):
+        d_logits, d_probs = _max_diffs(ws, x, ref, fold_bn, None, record_property)
+        assert d_logits < TOL * max(1.0, float(np.abs(ref).max())) and d_probs < TOL
+
+
 @pytest.mark.parametrize("padding", ["tf_same", "symmetric"])
 def test_saturating_network_matches_onnxruntime(padding, record_property):
     # gamma x1.5: 5-10% of activations clip at 6, so the upper clamp matters

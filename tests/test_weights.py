@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -370,3 +371,23 @@ def test_metadata_valid_but_tensors_for_other_alpha(ws, tmp_path):
 
 def test_from_metadata_round_trip(ws):
     assert ModelConfig.from_metadata(ws.config.to_metadata()) == ws.config
+
+
+@pytest.mark.parametrize("activation", ['"relu7"', '"ReLU6"', "null", "6"])
+def test_bad_activation(ws, tmp_path, activation):
+    _meta_fails(ws, tmp_path, "metadata 'activation' .* must be one of", activation=activation)
+
+
+def test_activation_round_trips_and_defaults_to_relu6(ws, tmp_path):
+    relu = WeightSet(replace(ws.config, activation="relu", padding="keras"), ws.tensors)
+    p = tmp_path / "relu.safetensors"
+    save_weights(p, relu)
+    back = load_weights(p)
+    assert back.config.activation == "relu" and back.config.padding == "keras"
+    # files written before the key existed (and ReLU6 files now: the default is not written) are ReLU6
+    meta = ws.config.to_metadata()
+    assert "activation" not in meta and relu.config.to_metadata()["activation"] == '"relu"'
+    p2 = _write_raw(tmp_path / "old.safetensors", ws.tensors, meta)
+    assert load_weights(p2).config.activation == "relu6"
+    with pytest.raises(WeightFileError, match="unknown activation 'gelu'"):
+        WeightSet(replace(ws.config, activation="gelu"), ws.tensors)

@@ -221,8 +221,9 @@ std::vector<float> weight(const py::handle& obj, const char* name, std::vector<p
 
 std::unique_ptr<mbf::Plan> make_plan(int height, int width, const py::tuple& stem, const py::list& blocks,
                                      const py::object& classifier, const std::optional<std::string>& isa,
-                                     int threads) {
+                                     int threads, float act_max) {
   mbf::PlanSpec s;
+  s.act_max = act_max;
   s.in_h = height;
   s.in_w = width;
   if (stem.size() != 4) throw InputError("stem must be (weights, bias, stride, pads)");
@@ -311,10 +312,12 @@ PYBIND11_MODULE(_core, m) {
   py::class_<mbf::Plan>(m, "Plan", "The whole MobileNetV1 planned for one input size, run in C++.")
       .def(py::init(&make_plan), py::arg("height"), py::arg("width"), py::arg("stem"), py::arg("blocks"),
            py::arg("classifier") = py::none(), py::arg("isa") = py::none(), py::arg("threads") = 1,
+           py::arg("act_max") = 6.0f,
            "stem = (weights[3,3,3,C], bias[C], stride, pads), blocks = [(dw_weights[3,3,C], dw_bias[C], "
            "stride, pads, pw_weights[C,Cout], pw_bias[Cout]), ...], classifier = (weights[C,classes], "
            "bias[classes]) or None. Weights are BatchNorm-folded float32, C-contiguous. threads: 1 runs "
-           "inline on the calling thread; N > 1 starts a pool of N - 1 persistent workers.")
+           "inline on the calling thread; N > 1 starts a pool of N - 1 persistent workers. act_max: every conv ends in "
+           "clamp(0, act_max), 6 = ReLU6 (default), inf = ReLU.")
       .def("run", [](mbf::Plan& p, const py::object& x, bool check) { return plan_run(p, x, false, check); },
            py::arg("input"), py::arg("check_finite") = false,
            "input float32 [N,H,W,3] (normalised, C-contiguous) -> logits [N,classes] "

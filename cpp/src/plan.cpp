@@ -12,7 +12,6 @@ namespace mbf {
 
 namespace {
 
-constexpr Clamp kRelu6{0.0f, 6.0f};
 constexpr Clamp kLinear{-std::numeric_limits<float>::infinity(),
                         std::numeric_limits<float>::infinity()};
 // A depthwise output larger than this (floats) is fused with its pointwise layer in bands...
@@ -31,7 +30,7 @@ std::size_t pixels(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_
 }  // namespace
 
 Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
-    : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes) {
+    : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes), act_{0.0f, spec.act_max} {
   if (threads < 1 || threads > kMaxThreads)
     throw InputError("threads must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
   threads_ = threads;
@@ -39,6 +38,8 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     throw InputError("input size " + std::to_string(spec.in_h) + "x" + std::to_string(spec.in_w) +
                      " is outside 3..16384");
   if (spec.blocks.empty()) throw InputError("a plan needs at least one block");
+  if (!(spec.act_max > 0.0f))  // also refuses NaN
+    throw InputError("act_max (the activation's upper clamp) must be > 0");
   stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
   expect_size(spec.stem_weights, 27u * spec.stem_channels, "stem weights");
   expect_size(spec.stem_bias, spec.stem_channels, "stem bias");
@@ -181,21 +182,21 @@ void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out,
       // row r0 lands at its start.
       float* band = bands + static_cast<std::ptrdiff_t>(thread) * band_floats_;
       const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(L.dw.out_w) * c;
-      dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), band - r0 * row, r0, r1, kRelu6);
+      dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), band - r0 * row, r0, r1, act_);
       const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(r0) * L.dw.out_w;
       kernels_.gemm((r1 - r0) * L.dw.out_w, L.pw_out, c, band, c, L.pw_packed.data(),
-                    out + first * L.pw_out, L.pw_out, kRelu6);
+                    out + first * L.pw_out, L.pw_out, act_);
     });
     return;
   }
   const int tasks = std::min(L.dw.out_h, 2 * threads);
   for_tasks(pool, threads > 1 ? tasks : 1, [&](int i, int) {
     const auto r = threads > 1 ? chunk(L.dw.out_h, tasks, i, 1) : std::make_pair(0, L.dw.out_h);
-    dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), dw_out, r.first, r.second, kRelu6);
+    dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), dw_out, r.first, r.second, act_);
   });
   // One GEMM part per thread: measured faster than finer parts on the 14x14 layers (fewer,
   // longer sweeps over the weights), and rows are preferred over panels down to one tile each.
-  gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, kRelu6, pool, threads);
+  gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, act_, pool, threads);
 }
 
 bool Plan::run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
@@ -220,7 +221,7 @@ bool Plan::run_image(const float* input, float* output, bool features, bool chec
         finite.store(false, std::memory_order_relaxed);
     }
     kernels_.conv3x3_stem(stem_, input, stem_weights_.data(), stem_bias_.data(), a, r.first, r.second,
-                          kRelu6);
+                          act_);
   });
   for (const Layer& L : layers_) {
     // Fused layers go straight from a to b; unfused ones through b (depthwise) back to a, and

@@ -11,7 +11,7 @@ Quick start::
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from . import _core
 from .architecture import MobileNetV1
@@ -75,16 +75,26 @@ def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
     return import_weights(path, fmt)
 
 
-def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, isa: Optional[str] = None,
+def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional[str] = None,
+         labels: Optional[Union[Sequence[str], str, "os.PathLike[str]"]] = None, isa: Optional[str] = None,
          threads: Optional[int] = None) -> Model:
     """Load a model; with no path, the shipped ImageNet MobileNetV1 1.0/224.
 
+    ``path`` may be our ``.safetensors`` or any importer's file (see :func:`load_weight_set`);
+    ``fmt`` forces the format. ``labels`` replaces the class names: a list with one name per class,
+    or the path of a text file with one name per line.
     ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "neon"); by default the
     ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
     ``threads`` is how many threads one call uses (default: the physical cores this process may
     run on; 1 = no thread pool).
     """
-    weights = load_weight_set(path)
+    weights = load_weight_set(path, fmt=fmt)
+    if labels is not None:
+        if isinstance(labels, (str, os.PathLike)):
+            from .weights import read_labels
+
+            labels = read_labels(labels)
+        weights = weights.with_labels(labels)
     return Model(weights, isa=isa, threads=threads,
                  path=os.fspath(path) if path is not None else default_model_path())
 

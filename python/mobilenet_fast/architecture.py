@@ -19,6 +19,8 @@ __all__ = [
     "BLOCK_CONFIG",
     "STEM_CHANNELS",
     "PADDING_CONVENTIONS",
+    "ACTIVATIONS",
+    "activation_clamp",
     "LayerSpec",
     "MobileNetV1",
     "conv_output_and_pads",
@@ -43,16 +45,41 @@ BLOCK_CONFIG: Tuple[Tuple[int, int], ...] = (
     (1024, 1),
 )
 
-#: ``tf_same``: TensorFlow/Keras "SAME" (extra padding goes bottom/right, so stride-2 layers on
-#: even inputs pad 0 top/left, 1 bottom/right). ``symmetric``: PyTorch-style padding=1 on all sides.
-PADDING_CONVENTIONS = ("tf_same", "symmetric")
+#: ``tf_same``: TensorFlow "SAME" (extra padding goes bottom/right, so stride-2 layers on even
+#: inputs pad 0 top/left, 1 bottom/right). ``symmetric``: PyTorch-style padding=1 on all sides.
+#: ``keras``: ``keras.applications.MobileNet``: the stem and stride-1 layers are "SAME", but the
+#: stride-2 depthwise layers are ``ZeroPadding2D(((0, 1), (0, 1)))`` + "VALID", i.e. pads 0/0/1/1
+#: whatever the input size. Identical to ``tf_same`` on even sizes; on odd sizes those layers give
+#: one row/column less.
+PADDING_CONVENTIONS = ("tf_same", "symmetric", "keras")
+
+#: Activation after every conv + BN: ``relu6`` = clamp(0, 6) (the paper, TF, Keras, timm) or
+#: ``relu`` = max(0, x) (some re-implementations).
+ACTIVATIONS = ("relu6", "relu")
 
 Pads = Tuple[int, int, int, int]
 
 
-def conv_output_and_pads(size_h: int, size_w: int, stride: int, padding: str, kernel: int = 3) -> Tuple[int, int, Pads]:
-    """Output height/width and (top, left, bottom, right) pads of a ``kernel``x``kernel`` conv."""
-    if padding == "tf_same":
+def activation_clamp(activation: str) -> Tuple[float, float]:
+    """(lo, hi) of the clamp an activation applies: relu6 -> (0, 6), relu -> (0, inf)."""
+    if activation == "relu6":
+        return (0.0, 6.0)
+    if activation == "relu":
+        return (0.0, math.inf)
+    raise InputError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
+
+
+def conv_output_and_pads(size_h: int, size_w: int, stride: int, padding: str, kernel: int = 3, *,
+                         stem: bool = False) -> Tuple[int, int, Pads]:
+    """Output height/width and (top, left, bottom, right) pads of a ``kernel``x``kernel`` conv.
+
+    ``stem`` says the layer is the network's first conv (it matters for the ``keras`` convention).
+    """
+    if padding == "keras" and stride == 2 and not stem:
+        oh = (size_h + 1 - kernel) // stride + 1
+        ow = (size_w + 1 - kernel) // stride + 1
+        return oh, ow, (0, 0, 1, 1)
+    if padding in ("tf_same", "keras"):
         def one(n: int) -> Tuple[int, int, int]:
             out = -(-n // stride)
             total = max((out - 1) * stride + kernel - n, 0)
@@ -187,7 +214,7 @@ class MobileNetV1:
         h, w = self.input_hw
         c_in = 3
         c_out = self.stem_channels
-        oh, ow, pads = conv_output_and_pads(h, w, 2, self.padding)
+        oh, ow, pads = conv_output_and_pads(h, w, 2, self.padding, stem=True)
         layers.append(LayerSpec("stem", "conv3x3", c_in, c_out, 2, h, w, oh, ow, pads,
                                 9 * c_in * c_out + c_out, oh * ow * 9 * c_in * c_out, True))
         h, w, c_in = oh, ow, c_out

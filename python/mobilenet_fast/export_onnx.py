@@ -152,7 +152,11 @@ def to_onnx_model(weights: WeightSet, *, resolution: Optional[Union[int, Tuple[i
                                                  zip(("gamma", "beta", "mean", "var"), bn)],
                     [y], name=f"{prefix}.bn", epsilon=float(cfg.bn_epsilon)))
                 x = y
-            if layer.relu6:
+            if layer.relu6 and cfg.activation == "relu":
+                y = f"{prefix}.relu.out"
+                nodes.append(helper.make_node("Relu", [x], [y], name=f"{prefix}.relu"))
+                x = y
+            elif layer.relu6:
                 y = f"{prefix}.relu6.out"
                 nodes.append(helper.make_node("Clip", [x, relu6_min, relu6_max], [y], name=f"{prefix}.relu6"))
                 x = y

@@ -26,7 +26,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .architecture import LayerSpec
+from .architecture import LayerSpec, activation_clamp
 from .errors import InputError
 from .weights import ModelConfig, WeightSet
 
@@ -303,7 +303,7 @@ def _run(weights: WeightSet, x: np.ndarray, upto_pool: bool) -> Iterator[Tuple[L
                 x = pwconv(x, w)
             x = batchnorm(x, *bn, eps=cfg.bn_epsilon)
             if layer.relu6:
-                x = _apply_clamp(x, RELU6)
+                x = _apply_clamp(x, activation_clamp(cfg.activation))
             assert x.shape[1:] == (layer.out_h, layer.out_w, layer.out_channels), (layer, x.shape)
         elif layer.kind == "avgpool":
             x = global_avg_pool(x)
@@ -323,7 +323,7 @@ def forward(weights: WeightSet, x: np.ndarray, *, logits: bool = True) -> np.nda
 
     The layer list is built for the actual input size (``weights.config.architecture((H, W))``),
     with the padding convention of the weights. Each conv is followed by an explicit (unfolded)
-    BatchNorm and ReLU6; then a global mean pool and the classifier. Returns ``[N, num_classes]``
+    BatchNorm and activation (ReLU6, or ReLU for ``activation="relu"``); then a global mean pool and the classifier. Returns ``[N, num_classes]``
     logits, or softmax probabilities with ``logits=False``; for a feature extractor
     (``num_classes == 0``) returns the pooled ``[N, C]`` features whatever ``logits`` says.
     """

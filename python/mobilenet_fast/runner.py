@@ -9,7 +9,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from .architecture import MobileNetV1
+from .architecture import MobileNetV1, activation_clamp
 from .errors import InputError
 from .preprocess import ImageLike, preprocess
 from .weights import ModelConfig, WeightSet
@@ -146,7 +146,8 @@ class Model:
         c = self.config
         where = f", path={os.path.basename(self.path)!r}" if self.path else ""
         return (f"Model(alpha={c.alpha:g}, resolution={c.resolution[0]}x{c.resolution[1]}, "
-                f"num_classes={c.num_classes}, padding={c.padding!r}, isa={self.isa!r}, "
+                f"num_classes={c.num_classes}, padding={c.padding!r}, "
+                f"{'' if c.activation == 'relu6' else f'activation={c.activation!r}, '}isa={self.isa!r}, "
                 f"threads={self._threads}{where})")
 
     # ------------------------------------------------------------------------------- planning
@@ -173,7 +174,8 @@ class Model:
             t = self.weights.tensors
             classifier = (np.ascontiguousarray(t["classifier.weight"]), np.ascontiguousarray(t["classifier.bias"]))
         return _core.Plan(height, width, (f["stem"][0], f["stem"][1], stem.stride, list(stem.pads)),
-                          blocks, classifier, self._isa_request, self._threads)
+                          blocks, classifier, self._isa_request, self._threads,
+                          activation_clamp(self.config.activation)[1])
 
     # ------------------------------------------------------------------------------ inference
     def _check_batch(self, batch: Any) -> np.ndarray:

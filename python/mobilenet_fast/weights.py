@@ -15,7 +15,8 @@ name                           shape                 meaning
 
 The ``__metadata__`` (string to string, values JSON-encoded) holds ``format``,
 ``format_version``, ``alpha``, ``resolution`` ([h, w]), ``num_classes``, ``padding``
-(``tf_same`` or ``symmetric``), ``bn_epsilon``, ``input_mean`` and ``input_std`` (per RGB channel,
+(``tf_same``, ``symmetric`` or ``keras``), ``activation`` (``relu6`` or ``relu``; absent = relu6),
+``bn_epsilon``, ``input_mean`` and ``input_std`` (per RGB channel,
 applied to pixels in 0..255 as ``(x - mean) / std``), ``labels`` (list of class names or null)
 and ``source`` (free text provenance).
 """
@@ -31,8 +32,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .architecture import PADDING_CONVENTIONS, MobileNetV1
-from .errors import WeightFileError
+from .architecture import ACTIVATIONS, PADDING_CONVENTIONS, MobileNetV1
+from .errors import InputError, WeightFileError
 
 __all__ = [
     "FORMAT_NAME",
@@ -43,6 +44,7 @@ __all__ = [
     "save_weights",
     "load_weights",
     "file_sha256",
+    "read_labels",
 ]
 
 FORMAT_NAME = "mobilenet-fast"
@@ -64,6 +66,7 @@ class ModelConfig:
     input_std: Tuple[float, float, float] = (127.5, 127.5, 127.5)
     labels: Optional[Tuple[str, ...]] = None
     source: str = ""
+    activation: str = "relu6"
 
     def architecture(self, resolution: Optional[Tuple[int, int]] = None) -> MobileNetV1:
         """The layer list for this config (at ``resolution`` if given, else the trained one)."""
@@ -88,6 +91,10 @@ class ModelConfig:
             "input_std": [float(v) for v in self.input_std],
             "labels": list(self.labels) if self.labels is not None else None,
         }
+        if self.activation != "relu6":
+            # Written only when it is not the default, so ReLU6 files keep the bytes (and sha256)
+            # they had before the key existed.
+            meta["activation"] = self.activation
         out = {k: json.dumps(v) for k, v in meta.items()}
         out["format"] = FORMAT_NAME  # plain string, readable with any safetensors tool
         out["source"] = self.source
@@ -115,6 +122,8 @@ class ModelConfig:
             alpha=get("alpha"), resolution=get("resolution"), num_classes=get("num_classes"),
             padding=get("padding"), bn_epsilon=get("bn_epsilon"), input_mean=get("input_mean"),
             input_std=get("input_std"), labels=get("labels"), source=meta.get("source", ""),
+            # Added after format_version 1 shipped; files without it are ReLU6 models.
+            activation=get("activation") if "activation" in meta else "relu6",
         )
         return _checked_config(cfg, where)
 
@@ -156,12 +165,14 @@ def _checked_config(cfg: Dict[str, Any], where: str) -> ModelConfig:
         labels = tuple(labels)
     if not isinstance(cfg["source"], str):
         raise bad("source", "must be a string")
+    if cfg["activation"] not in ACTIVATIONS:
+        raise bad("activation", f"must be one of {ACTIVATIONS}")
     return ModelConfig(
         alpha=float(cfg["alpha"]), resolution=(int(res[0]), int(res[1])), num_classes=nc,
         padding=cfg["padding"], bn_epsilon=float(cfg["bn_epsilon"]),
         input_mean=tuple(float(x) for x in cfg["input_mean"]),  # type: ignore[arg-type]
         input_std=tuple(float(x) for x in cfg["input_std"]),  # type: ignore[arg-type]
-        labels=labels, source=cfg["source"],
+        labels=labels, source=cfg["source"], activation=cfg["activation"],
     )
 
 
@@ -194,6 +205,12 @@ class WeightSet:
         validate_tensors(self.tensors, self.config, "weights")
 
     def with_labels(self, labels: Optional[Sequence[str]]) -> "WeightSet":
+        """The same weights with these class names (one per class; ``None`` removes them)."""
+        if labels is not None:
+            if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
+                raise InputError("labels must be a sequence of strings")
+            if len(labels) != self.config.num_classes:
+                raise InputError(f"got {len(labels)} labels for a model with {self.config.num_classes} classes")
         cfg = replace(self.config, labels=tuple(labels) if labels is not None else None)
         return WeightSet(cfg, self.tensors)
 
@@ -207,6 +224,8 @@ class WeightSet:
 
 def validate_tensors(tensors: Mapping[str, np.ndarray], config: ModelConfig, where: str) -> None:
     """Check names, shapes, dtypes and values; raise :class:`WeightFileError` naming the first problem."""
+    if config.activation not in ACTIVATIONS:
+        raise WeightFileError(f"{where}: unknown activation {config.activation!r}; expected one of {ACTIVATIONS}")
     shapes = expected_shapes(config)
     missing = [k for k in shapes if k not in tensors]
     if missing:
@@ -249,6 +268,21 @@ def _canonical_header(blob: bytes) -> bytes:
     text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def read_labels(path: PathLike) -> List[str]:
+    """Class names from a UTF-8 text file, one per line (blank lines at the end ignored)."""
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read labels file {p}: {e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise InputError(f"labels file {p} is empty")
+    return lines
 
 
 def file_sha256(path: PathLike) -> str:

@@ -36,6 +36,7 @@ struct PlanSpec {
   std::vector<float> stem_bias;
   std::vector<PlanBlockSpec> blocks;
   int num_classes = 0;              // 0: feature extractor
+  float act_max = 6.0f;             // every conv ends in clamp(0, act_max): 6 = ReLU6, +inf = ReLU
   std::vector<float> fc_weights;    // [feature_channels][num_classes]
   std::vector<float> fc_bias;       // [num_classes]
 };
@@ -95,6 +96,7 @@ class Plan {
                   ThreadPool* pool, int tasks);
   const KernelTable& kernels_;
   int in_h_, in_w_, num_classes_, feature_channels_;
+  Clamp act_;
   Conv2dGeom stem_;
   std::vector<float> stem_weights_, stem_bias_;
   std::vector<Layer> layers_;
