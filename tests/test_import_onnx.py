@@ -32,11 +32,9 @@ from onnx import helper, numpy_helper  # noqa: E402
 from mobilenet_fast import reference as R  # noqa: E402
 from mobilenet_fast.errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError  # noqa: E402
 from mobilenet_fast.export_onnx import export_onnx, to_onnx_model  # noqa: E402
-from mobilenet_fast.importers.onnx_graph import IMAGENET_MEAN, IMAGENET_STD, import_onnx  # noqa: E402
+from mobilenet_fast.importers.onnx_graph import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, import_onnx  # noqa: E402
 from mobilenet_fast.runner import folded_tensors  # noqa: E402
-from mobilenet_fast.weights import ModelConfig, WeightSet  # noqa: E402
-
-HAS_ACTIVATION = any(f.name == "activation" for f in dataclasses.fields(ModelConfig))
+from mobilenet_fast.weights import WeightSet  # noqa: E402
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -109,6 +107,22 @@ def test_round_trip_of_our_exporter_is_exact(tmp_path, alpha, padding, num_class
     assert_same_weights(back, ws)
 
 
+@pytest.mark.parametrize("padding, activation", [("keras", "relu6"), ("keras", "relu"), ("symmetric", "relu")])
+@pytest.mark.parametrize("metadata", [True, False], ids=["metadata", "bare"])
+def test_round_trip_keras_padding_and_relu(tmp_path, padding, activation, metadata):
+    # 97x65: odd at every stride-2 layer, where keras (0/0/1/1) differs from tf_same (1/1/1/1)
+    ws = random_weights(0.25, 10, padding, (97, 65), seed=9, activation=activation)
+    model = to_onnx_model(ws)
+    if not metadata:
+        strip_metadata(model)
+    back = import_onnx(save(model, tmp_path))
+    assert_same_weights(back, ws, check_source=metadata)
+    assert back.config.padding == padding and back.config.activation == activation
+    x = random_input(2, 97, 65, seed=9)
+    (ort,) = run_onnxruntime(model, {"input": x}, ["logits"])
+    assert np.abs(Model(back, threads=1).logits(x) - ort).max() <= scaled_tol(ort)
+
+
 def test_round_trip_keeps_the_whole_config(tmp_path):
     ws = random_weights(0.5, 7, "symmetric", (97, 131), seed=3, bn_epsilon=1e-5, labels=list("abcdefg"))
     ws = WeightSet(dataclasses.replace(ws.config, input_mean=(1.0, 2.0, 3.0), input_std=(4.0, 5.0, 6.0),
@@ -139,7 +153,7 @@ def test_tf_same_at_an_odd_size_stays_tf_same(tmp_path, resolution):
     bare = import_onnx(save(strip_metadata(model), tmp_path, "bare.onnx"))
     odd = resolution[0] % 2 == 1
     assert bare.config.padding == ("symmetric" if odd else "tf_same")
-    assert bare.config.input_mean == (IMAGENET_MEAN if odd else (127.5,) * 3)
+    assert bare.config.input_mean == TF_MEAN and bare.config.input_std == TF_STD
     assert bare.config.bn_epsilon == 1e-3 and bare.config.source.startswith("ONNX model bare.onnx (sha256 ")
     assert_same_weights(bare, ws, check_source=False)
 
@@ -203,6 +217,25 @@ def explicit_pad_nodes(model):
                 out.append(helper.make_node("Pad", [n.input[0], name + ".pads"], [name + ".out"], name=name))
                 n.input[0] = name + ".out"
                 set_attr(n, "pads", [0, 0, 0, 0])
+        out.append(n)
+    del g.node[:]
+    g.node.extend(out)
+    return model
+
+
+def keras_pad_nodes(model):
+    """Pad nodes only in front of the stride-2 depthwise convs, as tf2onnx writes Keras' MobileNet
+    (ZeroPadding2D(((0, 1), (0, 1))) + VALID); even sizes, where this equals tf_same."""
+    g = model.graph
+    out = []
+    for n in g.node:
+        strides = [helper.get_attribute_value(a) for a in n.attribute if a.name == "strides"]
+        if n.op_type == "Conv" and n.name.endswith(".dw") and strides == [[2, 2]]:
+            name = n.name + ".pad"
+            g.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), name + ".pads"))
+            out.append(helper.make_node("Pad", [n.input[0], name + ".pads"], [name + ".out"], name=name))
+            n.input[0] = name + ".out"
+            set_attr(n, "pads", [0, 0, 0, 0])
         out.append(n)
     del g.node[:]
     g.node.extend(out)
@@ -281,25 +314,29 @@ def head_rewrite(kind):
 @pytest.mark.parametrize("rewrite, padding", [
     (old_opset_clip, "tf_same"),
     (explicit_pad_nodes, "tf_same"),
+    (keras_pad_nodes, "keras"),
     (same_upper, "tf_same"),
     (nchw_input, "symmetric"),
     (head_rewrite("matmul"), "tf_same"),
     (head_rewrite("conv"), "tf_same"),
     (head_rewrite("gemm_transposed"), "symmetric"),
     (head_rewrite("dynamic_reshape"), "symmetric"),
-], ids=["clip_attributes", "pad_nodes", "same_upper", "nchw_input", "reducemean_matmul_add",
+], ids=["clip_attributes", "pad_nodes", "keras_pad_nodes", "same_upper", "nchw_input", "reducemean_matmul_add",
         "avgpool_conv_squeeze", "reshape_dropout_gemm_transB", "shape_concat_reshape"])
 @pytest.mark.parametrize("metadata", [True, False], ids=["metadata", "bare"])
 def test_graph_variants(tmp_path, rewrite, padding, metadata):
-    ws = random_weights(0.25, 10, padding, (96, 80), seed=7)
+    ws = random_weights(0.25, 10, "tf_same" if padding == "keras" else padding, (96, 128), seed=7)
     model = rewrite(to_onnx_model(ws, batch=2))
     if not metadata:
         strip_metadata(model)
     onnx.checker.check_model(model)
     back = import_onnx(save(model, tmp_path))
-    assert_same_weights(back, ws, check_source=metadata)
+    if padding == "keras" and metadata:  # the metadata says tf_same, which these pads also are at 96x128
+        padding = "tf_same"
+    assert_same_weights(back, ws if padding == ws.config.padding else
+                        WeightSet(dataclasses.replace(ws.config, padding=padding), ws.tensors), check_source=metadata)
     assert back.config.padding == padding
-    x = random_input(2, 96, 80, seed=7)
+    x = random_input(2, 96, 128, seed=7)
     feeds = {"input": x if rewrite is not nchw_input else np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
     (ort,) = run_onnxruntime(model, feeds, ["logits"])
     ours = Model(back, threads=1).logits(x)
@@ -313,7 +350,12 @@ def test_symbolic_input_size_means_224(tmp_path):
         d.dim_param = "side"
     back = import_onnx(save(model, tmp_path))
     assert back.config.resolution == (224, 224) and back.config.num_classes == 0
-    assert back.config.input_mean == IMAGENET_MEAN and back.config.input_std == IMAGENET_STD
+    assert back.config.input_mean == TF_MEAN and back.config.input_std == TF_STD
+    mine = import_onnx(tmp_path / "m.onnx", input_mean=IMAGENET_MEAN, input_std=IMAGENET_STD)
+    assert mine.config.input_mean == IMAGENET_MEAN and mine.config.input_std == IMAGENET_STD
+    for bad in ({"input_mean": (1, 2)}, {"input_std": (1, 0, 1)}, {"input_mean": "abc"}):
+        with pytest.raises(InputError):
+            import_onnx(tmp_path / "m.onnx", **bad)
 
 
 # -- timm MobileNetV1 through torch.onnx.export ----------------------------------------------------------
@@ -400,8 +442,9 @@ def compare_with_torch(model, path, sizes, record_property, tag):
 def check_timm_config(ws, model, width, fold, resolution):
     c = ws.config
     assert c.alpha == width and c.num_classes == 1000 and c.resolution == resolution
-    assert c.padding == "symmetric" and c.input_mean == IMAGENET_MEAN and c.input_std == IMAGENET_STD
-    assert c.bn_epsilon == (0.0 if fold else 1e-5)
+    # timm's mobilenetv1 configs normalise with mean = std = 0.5, i.e. 127.5 on 0..255 pixels
+    assert c.padding == "symmetric" and c.input_mean == TF_MEAN and c.input_std == TF_STD
+    assert c.activation == "relu6" and c.bn_epsilon == (0.0 if fold else 1e-5)
     assert "producer pytorch" in c.source
     np.testing.assert_array_equal(ws.tensors["classifier.weight"], model.classifier.weight.detach().numpy().T)
     if not fold:  # the module's own BatchNorm statistics, unfolded
@@ -607,15 +650,17 @@ def test_relu_network(tmp_path, small):
             n.op_type = "Relu"
             del n.input[1:]
     path = save(model, tmp_path)
-    if not HAS_ACTIVATION:
-        msg = import_error(path)
-        assert "'stem.relu6' (Relu)" in msg and "ReLU6" in msg
-    else:
-        ws = import_onnx(path)
-        assert ws.config.activation == "relu"
-        x = random_input(2, 64, 64, seed=1)
-        (ort,) = run_onnxruntime(model, {"input": x}, ["logits"])
-        assert np.abs(Model(ws, threads=1).logits(x) - ort).max() <= scaled_tol(ort)
+    ws = import_onnx(path)
+    assert ws.config.activation == "relu"
+    x = random_input(2, 64, 64, seed=1)
+    (ort,) = run_onnxruntime(model, {"input": x}, ["logits"])
+    assert np.abs(Model(ws, threads=1).logits(x) - ort).max() <= scaled_tol(ort)
+    # Clip with min 0 and no max is a ReLU too
+    model = strip_metadata(fresh(small))
+    for n in model.graph.node:
+        if n.op_type == "Clip":
+            n.input[2] = ""
+    assert import_onnx(save(model, tmp_path, "clip_min.onnx")).config.activation == "relu"
 
 
 def test_mixed_activations_are_refused(tmp_path, small):

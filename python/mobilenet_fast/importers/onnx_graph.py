@@ -45,13 +45,21 @@ Configuration:
   num_classes from the classifier;
 * resolution from the input's H and W (``dim_value``); symbolic or unknown sizes give 224;
 * padding convention from the 3x3 convs' ``pads`` (ONNX order ``[top, left, bottom, right]``),
-  ``auto_pad`` and any ``Pad`` in front, at the input's resolution: ``symmetric`` when every 3x3
-  conv pads 1/1/1/1, ``tf_same`` when they match TensorFlow's SAME (``auto_pad=SAME_UPPER``
-  always does), or any other convention of :data:`~mobilenet_fast.architecture.PADDING_CONVENTIONS`
-  that matches; else an error listing the pads found. Strides must be MobileNetV1's, dilations 1;
-* input normalisation is not recorded in ONNX: ImageNet mean/std (``(0.485, 0.456, 0.406) * 255``,
-  ``(0.229, 0.224, 0.225) * 255``) for ``symmetric`` graphs (born in PyTorch, e.g. timm) and
-  127.5 / 127.5 (pixels to [-1, 1]) for TensorFlow-style padded ones.
+  ``auto_pad`` and any ``Pad`` in front, at the input's resolution, among
+  :data:`~mobilenet_fast.architecture.PADDING_CONVENTIONS`: ``symmetric`` when every 3x3 conv pads
+  1/1/1/1 (PyTorch's padding=1), ``tf_same`` when they match TensorFlow's SAME (``auto_pad=SAME_UPPER``
+  always does), ``keras`` when they match Keras' MobileNet (stride-2 depthwise convs padded 0/0/1/1
+  whatever the size). Where several give the same pads (TF SAME pads odd sizes 1/1/1/1 too, and
+  ``keras`` equals ``tf_same`` on even sizes) the graph's form decides: all 1/1/1/1 -> ``symmetric``,
+  ``Pad`` nodes (Keras' ``ZeroPadding2D``) in front of the stride-2 depthwise convs only -> ``keras``,
+  else ``tf_same``. No match is an error listing the pads found. Strides must be MobileNetV1's,
+  dilations 1;
+* activation ``relu6`` (``Clip(0, 6)``) or ``relu`` (``Relu``, or ``Clip`` with min 0 and no max);
+  every layer must use the same one;
+* input normalisation is not recorded in ONNX. The default is ``(x - 127.5) / 127.5`` (pixels to
+  [-1, 1]), what TF-slim/Keras MobileNets and timm's ``mobilenetv1_*`` configs (mean = std = 0.5)
+  expect; pass ``input_mean``/``input_std`` for other training setups, e.g. :data:`IMAGENET_MEAN` /
+  :data:`IMAGENET_STD` for torchvision-style ImageNet statistics.
 
 Graphs written by :func:`mobilenet_fast.export_onnx.export_onnx` carry our config in
 ``metadata_props`` (``format`` = ``mobilenet-fast``); then alpha, resolution, padding, epsilon,
@@ -64,7 +72,6 @@ is not used.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -83,10 +90,10 @@ Pads = Tuple[int, int, int, int]
 
 #: Input size used when the graph's input height/width are symbolic or unknown.
 DEFAULT_RESOLUTION = 224
-#: Normalisation assumed for symmetric-padded (PyTorch-born) graphs: torchvision/timm ImageNet stats.
+#: torchvision-style ImageNet statistics on 0..255 pixels (not a default: pass them as ``input_mean``/``input_std``).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-#: Normalisation assumed for TensorFlow-style graphs: pixels to [-1, 1].
+#: Default normalisation (TF-slim, Keras, timm mobilenetv1): pixels to [-1, 1].
 TF_MEAN = (127.5, 127.5, 127.5)
 TF_STD = (127.5, 127.5, 127.5)
 
@@ -127,6 +134,7 @@ class _Conv:
     stride: int
     pads: Pads                     # effective (top, left, bottom, right), including a Pad node
     auto_pad: str                  # NOTSET, SAME_UPPER, SAME_LOWER, VALID
+    pad_node: Any                  # a Pad node in front of the Conv, or None
     in_hw: Tuple[int, int]
     out_hw: Tuple[int, int]
     bn_node: Any = None
@@ -467,10 +475,13 @@ def _read_conv(g: _Graph, x: str, name: str, in_hw: Tuple[int, int]) -> Tuple[_C
     kernel = 1 if kind == "pw" else 3
     node, x = g.next(x)
     extra: Pads = (0, 0, 0, 0)
+    pad_node = None
     if node is not None and node.op_type == "Pad" and kind != "pw":
+        if node.input[0] != x:
+            raise g.misfit(node, title, x)
         extra = _pad_node_amounts(g, node)
-        x = node.output[0]
-        node, x = g.next(x)
+        pad_node = node
+        node, x = g.next(node.output[0])
     if node is None or node.op_type != "Conv":
         raise g.misfit(node, title, x)
     if len(node.input) < 2 or node.input[0] != x:
@@ -509,7 +520,7 @@ def _read_conv(g: _Graph, x: str, name: str, in_hw: Tuple[int, int]) -> Tuple[_C
         raise g.error(f"{g.desc(node)} pads its 1x1 input by {list(pads)}; {title} has no padding")
     b_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = g.tensor(b_name, node, "the bias input") if b_name else None
-    conv = _Conv(name, node, w_name, w, b_name, bias, stride, pads, auto, in_hw, out_hw)
+    conv = _Conv(name, node, w_name, w, b_name, bias, stride, pads, auto, pad_node, in_hw, out_hw)
 
     y = node.output[0]
     nxt, y = g.next(y)
@@ -902,10 +913,13 @@ def _choose_padding(g: _Graph, found: _Found, meta_padding: Optional[str]) -> st
     if len(ok) == 1:
         return ok[0]
     # Several conventions give these pads at this size (odd sizes: TF SAME pads 1/1/1/1 too).
-    if all(c.auto_pad == "SAME_UPPER" for c in three) and "tf_same" in ok:
-        return "tf_same"
     if all(tuple(c.pads) == (1, 1, 1, 1) for c in three) and "symmetric" in ok:
         return "symmetric"
+    keras_form = all((c.pad_node is not None) == (c.name.endswith(".dw") and c.stride == 2) for c in three)
+    if keras_form and "keras" in ok:
+        return "keras"
+    if "tf_same" in ok:
+        return "tf_same"
     return ok[0]
 
 
@@ -959,17 +973,15 @@ def _bn_tensors(c: _Conv, eps: Optional[float]) -> Tuple[Tuple[str, np.ndarray],
             (f"{src} (folded)", np.ones(ch, np.float32)))
 
 
-def _has_field(name: str) -> bool:
-    return any(f.name == name for f in dataclasses.fields(ModelConfig))
-
-
 def import_onnx(path: PathLike, *, labels: Optional[Sequence[str]] = None,
+                input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
                 source: Optional[str] = None) -> WeightSet:
     """Read a MobileNetV1 ONNX model into a :class:`WeightSet`.
 
     ``labels`` (one name per class) replaces the labels stored in the file's metadata (if any);
-    ``source`` replaces the provenance string (default: the metadata's, else the file's name,
-    sha256 and producer).
+    ``input_mean``/``input_std`` (per RGB channel, on 0..255 pixels) replace the normalisation
+    (default: the metadata's, else 127.5 / 127.5, see the module docstring); ``source`` replaces
+    the provenance string (default: the metadata's, else the file's name, sha256 and producer).
 
     Raises :class:`FileNotFoundError` if ``path`` does not exist, :class:`MissingDependencyError`
     when ``onnx`` is not installed, :class:`ImportFormatError` naming the first node (or
@@ -991,15 +1003,31 @@ def import_onnx(path: PathLike, *, labels: Optional[Sequence[str]] = None,
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ImportFormatError(f"{where}: not a valid ONNX model; the file is truncated, corrupt or not ONNX "
                                 f"({type(e).__name__}{': ' + msg if msg else ''})") from None
+    norm = [_check_norm(input_mean, "input_mean"), _check_norm(input_std, "input_std")]
+    if norm[1] is not None and 0.0 in norm[1]:
+        raise InputError("input_std must not contain 0")
     try:
-        return _convert(onnx, model, p, where, labels, source)
+        return _convert(onnx, model, p, where, labels, norm[0], norm[1], source)
     except (MobileNetFastError, FileNotFoundError):
         raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as e:
         raise ImportFormatError(f"{where}: could not be mapped onto MobileNetV1 ({type(e).__name__}: {e})") from None
 
 
+def _check_norm(values: Optional[Sequence[float]], what: str) -> Optional[Tuple[float, float, float]]:
+    if values is None:
+        return None
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) for v in out):
+        raise InputError(f"{what} must be 3 finite numbers (R, G, B), got {values!r}")
+    return out  # type: ignore[return-value]
+
+
 def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequence[str]],
+             input_mean: Optional[Tuple[float, float, float]], input_std: Optional[Tuple[float, float, float]],
              source: Optional[str]) -> WeightSet:
     if not model.HasField("graph") or not model.graph.node:
         raise ImportFormatError(f"{where}: the ONNX model has no graph nodes (truncated or not a model file)")
@@ -1021,9 +1049,6 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
         raise g.error(f"{g.desc(odd.act_node)} applies {odd.act} after {odd.name} but the stem uses {first}; "
                       "mobilenet-fast needs one activation for every layer")
     activation = acts.pop()
-    if activation != "relu6" and not _has_field("activation"):
-        raise g.error(f"{g.desc(found.convs[0].act_node)} applies ReLU, not ReLU6 (Clip(0, 6)); this version of "
-                      "mobilenet-fast only runs ReLU6 networks")
 
     alpha = _infer_alpha(g, found, meta.alpha if meta else None)
     padding = _choose_padding(g, found, meta.padding if meta else None)
@@ -1060,9 +1085,8 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
     if meta is not None:
         if meta.num_classes != num_classes:
             raise g.error(f"metadata_props say num_classes={meta.num_classes} but the graph has {num_classes}")
-        if _has_field("activation") and getattr(meta, "activation") != activation:
-            raise g.error(f"metadata_props say activation={getattr(meta, 'activation')!r} but the graph "
-                          f"applies {activation!r}")
+        if meta.activation != activation:
+            raise g.error(f"metadata_props say activation={meta.activation!r} but the graph applies {activation!r}")
     if labels is not None:
         if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
             raise InputError("labels must be a sequence of strings")
@@ -1081,15 +1105,13 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
     if meta is not None:
         mean, std, resolution = meta.input_mean, meta.input_std, meta.resolution
     else:
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if padding == "symmetric" else (TF_MEAN, TF_STD)
-        resolution = found.hw
-    kwargs: Dict[str, Any] = dict(
-        alpha=alpha, resolution=tuple(resolution), num_classes=num_classes, padding=padding,
-        bn_epsilon=0.0 if eps is None else eps, input_mean=tuple(mean), input_std=tuple(std),
-        labels=labels, source=source)
-    if _has_field("activation"):
-        kwargs["activation"] = activation
-    config = ModelConfig(**kwargs)
+        mean, std, resolution = TF_MEAN, TF_STD, found.hw
+    mean = input_mean if input_mean is not None else mean
+    std = input_std if input_std is not None else std
+    config = ModelConfig(
+        alpha=alpha, resolution=tuple(resolution), num_classes=num_classes, padding=padding,  # type: ignore[arg-type]
+        bn_epsilon=0.0 if eps is None else eps, input_mean=mean, input_std=std, labels=labels,
+        source=source, activation=activation)
     arrays = {k: np.ascontiguousarray(arr, dtype=np.float32) for k, (_, arr) in tensors.items()}
     try:
         return WeightSet(config, arrays)
