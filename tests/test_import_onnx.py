@@ -30,7 +30,12 @@ onnx = pytest.importorskip("onnx", reason="the 'onnx' package (extra 'onnx') is 
 from onnx import helper, numpy_helper  # noqa: E402
 
 from mobilenet_fast import reference as R  # noqa: E402
-from mobilenet_fast.errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError  # noqa: E402
+from mobilenet_fast.errors import (  # noqa: E402
+    ImportFormatError,
+    InputError,
+    MissingDependencyError,
+    MobileNetFastError,
+)
 from mobilenet_fast.export_onnx import export_onnx, to_onnx_model  # noqa: E402
 from mobilenet_fast.importers.onnx_graph import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, import_onnx  # noqa: E402
 from mobilenet_fast.runner import folded_tensors  # noqa: E402

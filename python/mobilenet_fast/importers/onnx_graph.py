@@ -678,7 +678,8 @@ def _read_head(g: _Graph, x: str, rank: int, found: _Found) -> str:
         if op == "Flatten":
             axis = int(a.get("axis", 1)) % rank
             if axis != 1:
-                raise g.error(f"{g.desc(node)} flattens at axis {a.get('axis')}; expected axis 1 ([N, C, ...] -> [N, C])")
+                raise g.error(f"{g.desc(node)} flattens at axis {a.get('axis')}; expected axis 1 "
+                              "([N, C, ...] -> [N, C])")
             rank = 2
         elif op == "Reshape":
             shape = g.const(node.input[1]) if len(node.input) > 1 else None
@@ -844,7 +845,10 @@ def _expected_oihw(arch: MobileNetV1) -> Dict[str, Tuple[int, ...]]:
     return out
 
 
-def _shape_problems(convs: List[_Conv], alpha: float, hw: Tuple[int, int]) -> List[Tuple[_Conv, str, str, Tuple[int, ...], Tuple[int, ...]]]:
+_Problem = Tuple[_Conv, str, str, Tuple[int, ...], Tuple[int, ...]]
+
+
+def _shape_problems(convs: List[_Conv], alpha: float, hw: Tuple[int, int]) -> List[_Problem]:
     """(layer, tensor, role, found shape, expected shape) for every tensor not fitting MobileNetV1(alpha)."""
     exp = _expected_oihw(MobileNetV1(alpha, hw, 0))
     out = []
