@@ -194,6 +194,20 @@ def test_folded_export_imports_as_identity_batchnorm(tmp_path):
     assert np.abs(ours - ref).max() <= scaled_tol(ref)
 
 
+def test_external_data_file(tmp_path):
+    # weights in a separate .data file (what the dynamo exporter writes by default)
+    ws = random_weights(0.25, 10, "symmetric", (64, 64), seed=10)
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(to_onnx_model(ws), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.onnx.data", size_threshold=0)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > path.stat().st_size
+    assert_same_weights(import_onnx(path), ws)
+    (tmp_path / "ext.onnx.data").write_bytes((tmp_path / "ext.onnx.data").read_bytes()[:1000])
+    import_error(path)  # truncated data file
+    (tmp_path / "ext.onnx.data").unlink()
+    import_error(path)  # missing data file
+
+
 # -- graphs as other tools write them (rewrites of our exporter's graph) ---------------------------------
 
 def old_opset_clip(model):
