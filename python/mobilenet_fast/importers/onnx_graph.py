@@ -66,6 +66,15 @@ Graphs written by :func:`mobilenet_fast.export_onnx.export_onnx` carry our confi
 input normalisation, labels and source are taken from there (after checking them against the
 graph), so exporting and importing gives back the same config and bit-identical tensors.
 
+What real exporters write (timm ``mobilenetv1_*`` through ``torch.onnx.export``, torch 2.14):
+the legacy TorchScript exporter (``dynamo=False``) folds BatchNorm into Conv biases by default and
+keeps ``BatchNormalization`` with ``training=TrainingMode.PRESERVE, do_constant_folding=False``;
+it writes ReLU6 as ``Clip`` with ``Constant`` min/max, ``GlobalAveragePool -> Flatten -> Gemm
+(transB=1)``, and ``Identity`` nodes for initializers with equal values. The dynamo exporter folds
+BatchNorm in its optimizer (``optimize=False`` keeps it, with Conv biases built by
+``Expand(CastLike(0))`` of constants), pools with ``ReduceMean`` + ``Reshape``, and keeps the
+weights in a ``.onnx.data`` file next to the model (read through ``onnx.load``).
+
 Needs the ``onnx`` package (``pip install "mobilenet-fast[onnx]"``), imported lazily; onnxruntime
 is not used.
 """
