@@ -96,9 +96,9 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
     weights = load_weight_set(path, fmt=fmt)
     if labels is not None:
         if isinstance(labels, (str, os.PathLike)):
-            from .cli import _read_labels
+            from .weights import read_labels
 
-            labels = _read_labels(os.fspath(labels))
+            labels = read_labels(labels)
         weights = weights.with_labels(labels)
     return Model(weights, isa=isa, threads=threads,
                  path=os.fspath(path) if path is not None else default_model_path())

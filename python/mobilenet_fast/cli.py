@@ -1,21 +1,56 @@
-"""The ``mobilenet-fast`` command line: classify, info, convert, bench."""
+"""The ``mobilenet-fast`` command line: classify, info, convert, bench.
+
+``classify`` is the everyday command. Its arguments are image files and directories:
+
+* a directory is walked recursively in sorted order (directory entries sorted by name, a
+  directory's files before its subdirectories; symbolic links to directories are not followed)
+  and only files with an image extension (:data:`IMAGE_EXTENSIONS`, any case) are taken;
+* a file named on the command line is always tried, whatever its extension.
+
+Images are decoded and preprocessed exactly as :meth:`Model.preprocess` does (decoding runs on
+the model's threads), stacked ``--batch`` at a time and run through :meth:`Model.predict`. An
+image that cannot be read does not stop anything: it is reported on stderr as
+``mobilenet-fast: <path>: <reason>`` and the rest of its batch still runs. Output goes to stdout
+as a table (default), JSON (``--json``) or CSV (``--csv``; failed images appear only on stderr,
+so the CSV stays a plain table of predictions). Exit status: 0 when every image was classified,
+1 when some failed (or the weights could not be loaded), 2 for usage errors, including
+"no images found".
+
+``bench`` times the whole network; ``info`` prints the layer table and the CPU's kernel paths;
+``convert`` converts weights between formats.
+"""
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import csv
+import functools
+import io
 import json
+import math
 import os
 import sys
+import textwrap
 import time
-from typing import Any, Callable, List, Optional, Sequence
+import warnings
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "find_images", "IMAGE_EXTENSIONS"]
 
+#: File extensions ``classify`` takes when it walks a directory (compared case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+#: Exit status for usage errors, as argparse uses.
+EXIT_USAGE = 2
+
+_DEFAULT_CLASSIFY_BATCH = 16
+
+
+# --------------------------------------------------------------------------- argument types
 
 def _resolution(text: str) -> tuple:
     try:
-        if "x" in text:
+        if "x" in text.lower():
             h, w = text.lower().split("x")
             return (int(h), int(w))
         return (int(text), int(text))
@@ -42,6 +77,19 @@ _positive_int = _int_at_least(1, "a positive integer")
 _nonnegative_int = _int_at_least(0, "an integer >= 0")
 
 
+def _rgb(text: str) -> Tuple[float, float, float]:
+    """An argparse type: three finite numbers "R,G,B" (one number means all three)."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected R,G,B numbers, got {text!r}") from None
+    if len(vals) == 1:
+        vals *= 3
+    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
+    return (vals[0], vals[1], vals[2])
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -52,85 +100,521 @@ def _positive_float(text: str) -> float:
     return v
 
 
+# ---------------------------------------------------------------------------------- parser
+
+def _text(s: str) -> str:
+    """A description/epilog block for RawDescriptionHelpFormatter: dedented, no outer blank lines."""
+    return textwrap.dedent(s).strip("\n")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the package version and the kernel set this CPU gets (computed when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: Optional[str] = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        parser._print_message(version_text() + "\n", sys.stdout)
+        parser.exit()
+
+
+def version_text() -> str:
+    """``mobilenet-fast 0.1.0 (kernels: avx512 of scalar, avx2, avx512)``: what ``--version`` prints."""
+    from . import __version__, cpu_info
+
+    info = cpu_info()
+    compiled = ", ".join(info["compiled_isas"])
+    if info.get("selected_isa"):
+        kernels = f"kernels: {info['selected_isa']}; compiled: {compiled}"
+    else:
+        kernels = f"no usable kernels: {info.get('error', 'unknown error')}"
+    return f"mobilenet-fast {__version__} ({kernels})"
+
+
+_ISA_HELP = ("force a kernel set: scalar, avx2, avx512, neon (default: $MOBILENET_FAST_ISA if set, "
+             "else the best this CPU supports)")
+_THREADS_HELP = "threads one call uses (default: the physical cores this process may run on)"
+_WEIGHTS_HELP = ("weight file: our .safetensors or any format `convert` reads (.pb, .h5, .keras, .onnx, .pth, "
+                 "...) (default: the shipped ImageNet MobileNetV1 1.0/224)")
+
+
+def _add_progress_options(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help=f"always show a progress bar on stderr (default: only when stderr is a terminal{what})")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="never show a progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
+    """The ``mobilenet-fast`` argument parser (subcommands classify, info, convert, bench)."""
+    fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
-        prog="mobilenet-fast",
+        prog="mobilenet-fast", formatter_class=fmt,
         description="MobileNetV1 inference on the CPU with hand-written C++ kernels.",
-        epilog="Run 'mobilenet-fast COMMAND --help' for the options of a command.",
+        epilog=_text("""
+            Examples:
+              mobilenet-fast classify examples/chelsea.png examples/coffee.png
+              mobilenet-fast classify ~/photos --csv > predictions.csv
+              mobilenet-fast info
+              mobilenet-fast convert mobilenet_1_0_224_tf.h5 mobilenet.safetensors
+              mobilenet-fast bench --threads 2 --batch 8
+
+            Run 'mobilenet-fast COMMAND --help' for the options of a command.
+        """),
     )
-    p.add_argument("--version", action="version", version=f"mobilenet-fast {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("--version", action=_VersionAction,
+                   help="print the version and the kernel set (ISA) this CPU uses, then exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           help="what to do; 'mobilenet-fast COMMAND --help' shows its options")
 
-    c = sub.add_parser("classify", help="print the top-k classes of images",
-                       description="Classify image files and print the top-k labels with probabilities. "
-                                   "Without --weights, the shipped ImageNet MobileNetV1 1.0/224 is used.")
-    c.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ... anything Pillow reads)")
-    c.add_argument("--weights", "-w", metavar="W", help="weight file: our .safetensors or any format `convert` reads (.pb, .h5, .keras, .onnx, .pth, ...)")
-    c.add_argument("--labels", metavar="FILE", help="class names, one per line (replaces the weights' labels)")
-    c.add_argument("--top", "-k", type=_positive_int, default=5, metavar="K", help="how many classes to print (default 5)")
-    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    c.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
-    c.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
-                   help="threads per image (default: the physical cores this process may use)")
+    # ------------------------------------------------------------------------------ classify
+    exts = " ".join(IMAGE_EXTENSIONS)
+    c = sub.add_parser(
+        "classify", help="print the top-k classes of images (files or directories)", formatter_class=fmt,
+        description=_text(f"""
+            Classify images and print the top-k labels with their probabilities. Without --weights,
+            the shipped ImageNet MobileNetV1 1.0/224 is used.
 
-    i = sub.add_parser("info", help="print the layer table, costs and the CPU's kernel paths",
-                       description="Print MobileNetV1's per-layer table (shapes, pads, parameters, multiply-adds), "
-                                   "totals, the cost of each depthwise-separable block against a standard 3x3 "
-                                   "conv, and the CPU features / kernel path this machine uses.")
-    i.add_argument("--alpha", "-a", type=float, default=None, help="width multiplier (default 1.0, or the weights')")
+            Each PATH is an image file or a directory. Directories are searched recursively, in
+            sorted order, for files ending in one of
+              {exts}
+            (any case); symbolic links to directories are not followed. A file named on the command
+            line is always tried, whatever its extension. Images are decoded, resized and centre-cropped
+            to the model's resolution, normalised as the weights expect, and run --batch at a time.
+        """),
+        epilog=_text("""
+            Output (stdout):
+              table    default: each image's path, then one line per class: probability, label (index)
+              --json   a list, in input order, of {"image": PATH, "top": [{"label", "index",
+                       "probability"}, ...]} and, for images that failed, {"image": PATH, "error": REASON}
+              --csv    header image,rank,label,index,probability, then one row per image and class
+                       (rank 1 = most likely); failed images are not in the CSV, only on stderr
+
+            An image that cannot be read (missing, not an image, truncated, ...) gets one line on
+            stderr, "mobilenet-fast: PATH: REASON"; the others are still classified and printed.
+
+            Exit status:
+              0  every image was classified
+              1  some images failed, or the weights could not be loaded
+              2  usage error (bad option), or no images found in the given directories
+
+            Examples:
+              mobilenet-fast classify examples/chelsea.png examples/coffee.png
+              mobilenet-fast classify ~/photos --top 1 --csv > predictions.csv
+              mobilenet-fast classify shots/ extra.jpg --json --batch 32 --threads 4
+              mobilenet-fast classify cat.jpg --weights mobilenet_v1_0.5_160.h5 --labels names.txt
+        """),
+    )
+    c.add_argument("images", nargs="+", metavar="PATH",
+                   help="image files (JPEG, PNG, ... anything Pillow reads) and directories to search")
+    c.add_argument("--weights", "-w", metavar="W", help=_WEIGHTS_HELP)
+    c.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line, replacing the weights' labels (default: the weights' "
+                        "labels, else class_N)")
+    c.add_argument("--top", "-k", type=_positive_int, default=5, metavar="K",
+                   help="how many classes to print per image (default 5)")
+    c.add_argument("--batch", "-b", type=_positive_int, default=_DEFAULT_CLASSIFY_BATCH, metavar="N",
+                   help=f"images per model call (default {_DEFAULT_CLASSIFY_BATCH}); results do not depend on it")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of a table (see below)")
+    out.add_argument("--csv", action="store_true", help="print CSV instead of a table (see below)")
+    c.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
+    c.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T", help=_THREADS_HELP)
+    _add_progress_options(c, " and there is more than one image")
+
+    # ---------------------------------------------------------------------------------- info
+    i = sub.add_parser(
+        "info", help="print the layer table, costs and the CPU's kernel paths", formatter_class=fmt,
+        description=_text("""
+            Print MobileNetV1's per-layer table (shapes, pads, parameters, multiply-adds), totals,
+            the cost of each depthwise-separable block against a standard 3x3 conv, and the CPU
+            features / kernel path this machine uses.
+        """),
+        epilog=_text("""
+            Examples:
+              mobilenet-fast info                               # MobileNetV1 1.0/224, 1000 classes
+              mobilenet-fast info --alpha 0.5 --resolution 160
+              mobilenet-fast info --weights mobilenet.safetensors --json
+        """),
+    )
+    i.add_argument("--alpha", "-a", type=float, default=None, metavar="A",
+                   help="width multiplier (default: the weights', else 1.0)")
     i.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
-                   help="input size N or HxW (default 224, or the weights')")
-    i.add_argument("--classes", type=int, default=None, help="number of classes (default 1000, or the weights')")
-    i.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None, help="padding convention")
-    i.add_argument("--weights", "-w", metavar="W", help="describe this weight file's architecture")
-    i.add_argument("--json", action="store_true", help="print JSON")
+                   help="input size N or HxW (default: the weights', else 224)")
+    i.add_argument("--classes", type=int, default=None, metavar="N", help="number of classes (default: the weights', else 1000)")
+    i.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None,
+                   help="padding convention (default: the weights', else tf_same)")
+    i.add_argument("--weights", "-w", metavar="W",
+                   help="describe this weight file's architecture (default: none, the options above)")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    # ------------------------------------------------------------------------------- convert
     from .importers import EXTENSIONS, FORMATS
 
-    formats = "; ".join(f"{k}: {FORMATS[k][2]}" for k in FORMATS)
-    v = sub.add_parser("convert", help="convert weights from any supported format",
-                       description="Convert a MobileNetV1 to our .safetensors (or to ONNX, .onnx). Reads "
-                                   f"every importer's format ({formats}); the source format comes from the "
-                                   "extension (a .safetensors is ours when its metadata says so, else a "
-                                   "PyTorch/timm state dict) unless --from is given. Prints what it found: "
-                                   "alpha, resolution, classes, padding convention, activation, input "
-                                   "normalisation.")
+    formats = "\n".join(f"  {k:<10} {FORMATS[k][2]}" for k in FORMATS)
+    v = sub.add_parser(
+        "convert", help="convert weights from any supported format", formatter_class=fmt,
+        description=_text("""
+            Convert a MobileNetV1 to our .safetensors (or to ONNX, .onnx). The source format comes
+            from the extension (a .safetensors is ours when its metadata says so, else a PyTorch/timm
+            state dict) unless --from is given. Prints what it found: alpha, resolution, classes,
+            padding convention, activation, input normalisation.
+
+            Source formats (--from):
+        """) + "\n" + formats,
+        epilog=_text("""
+            Examples:
+              mobilenet-fast convert mobilenet_v1_1.0_224_frozen.pb mobilenet.safetensors
+              mobilenet-fast convert mobilenet_1_0_224_tf.h5 mobilenet.safetensors --labels names.txt
+              mobilenet-fast convert timm_mobilenetv1_100.pth mobilenet.safetensors --resolution 256
+              mobilenet-fast convert mobilenet.safetensors mobilenet.onnx
+        """),
+    )
     v.add_argument("src", metavar="SRC",
                    help=f"source file ({', '.join(sorted(set(EXTENSIONS) | {'.safetensors'}))})")
     v.add_argument("dst", metavar="DST", help="destination file (.safetensors, .onnx)")
     v.add_argument("--from", dest="src_format", choices=list(FORMATS),
                    help="source format (default: from the extension)")
     v.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
-                   help="record this input size (N or HxW) as the model's resolution (formats such as "
-                        "PyTorch state dicts do not store one; 224 is assumed); also the ONNX input size")
+                   help="record this input size (N or HxW) as the model's resolution (default: the source's; "
+                        "formats such as PyTorch state dicts store none and 224 is assumed); also the ONNX "
+                        "input size")
+    v.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None,
+                   help="override the padding convention the importer recorded (e.g. tf_same for a timm "
+                        "model created with pad_type='same'; default: the importer's)")
+    v.add_argument("--activation", choices=["relu6", "relu"], default=None,
+                   help="override the activation the importer recorded (default: the importer's)")
+    v.add_argument("--input-mean", type=_rgb, default=None, metavar="R,G,B",
+                   help="override the input normalisation mean, on 0..255 pixels, e.g. 123.675,116.28,103.53 (default: the importer's)")
+    v.add_argument("--input-std", type=_rgb, default=None, metavar="R,G,B",
+                   help="override the input normalisation std, on 0..255 pixels, e.g. 58.395,57.12,57.375 (default: the importer's)")
     v.add_argument("--labels", metavar="FILE",
-                   help="class names, one per line, stored in the output (must match the class count)")
-    v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists")
+                   help="class names, one per line, stored in the output (must match the class count; "
+                        "default: the source's labels, if any)")
+    v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists (default: refuse)")
 
-    b = sub.add_parser("bench", help="time mobilenet-fast on this machine",
-                       description="Time the whole network on random input (after building the plan and a "
-                                   "warm-up) and print the time per call (median, min, 90th percentile), images "
-                                   "per second and the arithmetic rate: GFLOP/s = 2 x multiply-adds per image x "
-                                   "images per second, and with --peak-gflops its percentage of the peak. "
-                                   "To compare with other engines, see bench/e2e.py in the source tree.")
-    b.add_argument("--weights", "-w", metavar="W", help="weight file (default: the shipped MobileNetV1 1.0/224)")
-    b.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
-                   help="threads (default: the model's default)")
+    # --------------------------------------------------------------------------------- bench
+    b = sub.add_parser(
+        "bench", help="time mobilenet-fast on this machine", formatter_class=fmt,
+        description=_text("""
+            Time the whole network on random input (after building the plan and a warm-up) and print
+            the time per call (median, min, 90th percentile), images per second and the arithmetic
+            rate: GFLOP/s = 2 x multiply-adds per image x images per second, and, with --peak-gflops,
+            its percentage of the peak. To compare with other engines, see bench/e2e.py in the source
+            tree.
+
+            The peak is not guessed: it depends on how many FMA units a core has and on its clock
+            under AVX2/AVX-512 load, which the CPU does not report (on one of our test machines the
+            AVX2 peak is half the AVX-512 one). Measure it once with the microbenchmarks
+            (mbf_kernels_bench prints "FMA peak of one core" for each ISA) and pass the number of the
+            ISA in use.
+        """),
+        epilog=_text("""
+            Examples:
+              mobilenet-fast bench                                   # 1 image per call, all cores
+              mobilenet-fast bench --threads 1 --peak-gflops 217.7
+              mobilenet-fast bench --threads 2 --batch 8 --runs 200 --json > bench.json
+              mobilenet-fast bench --weights mobilenet_v1_0.5_160.safetensors --isa avx2
+        """),
+    )
+    b.add_argument("--weights", "-w", metavar="W", help=_WEIGHTS_HELP)
+    b.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T", help=_THREADS_HELP)
     b.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="images per call (default 1)")
     b.add_argument("--runs", "-n", type=_positive_int, default=50, metavar="R", help="timed calls (default 50)")
     b.add_argument("--warmup", type=_nonnegative_int, default=5, metavar="W",
                    help="untimed calls before timing, after the one that builds the plan (default 5)")
     b.add_argument("--resolution", "-r", type=_resolution, default=None, metavar="R",
                    help="input size N or HxW (default: the weights')")
-    b.add_argument("--isa", metavar="ISA", help="force a kernel set: scalar, avx2, avx512, neon (default: best)")
+    b.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
     b.add_argument("--peak-gflops", type=_positive_float, default=None, metavar="G",
-                   help="the FMA peak of ONE core in GFLOP/s (e.g. as printed by bench/kernels_bench); "
-                        "adds %% of peak = GFLOP/s / (G x threads)")
+                   help="the FMA peak of ONE core in GFLOP/s for the ISA in use, as printed by "
+                        "mbf_kernels_bench; adds the column %% of peak = GFLOP/s / (G x threads) "
+                        "(default: none, no such column; see above why it is not estimated)")
     b.add_argument("--json", action="store_true", help="print JSON (with every timing) instead of a table")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_progress_options(b, "")
     return p
+
+
+# ---------------------------------------------------------------------------- progress bars
+
+class _Bar:
+    """A minimal stderr progress bar, for when tqdm is not installed (same update/write/close calls)."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.desc, self.unit, self.n, self._shown, self._width = total, desc, unit, 0, 0.0, 0
+        self._draw()
+
+    def _draw(self) -> None:
+        width = 30
+        filled = width * self.n // max(self.total, 1)
+        line = f"{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total} {self.unit}"
+        sys.stderr.write("\r" + line)
+        sys.stderr.flush()
+        self._width = len(line)
+        self._shown = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.n >= self.total or time.monotonic() - self._shown > 0.1:
+            self._draw()
+
+    def write(self, text: str, file: IO[str]) -> None:
+        """Print ``text`` (newline included) to ``file`` without garbling the bar."""
+        sys.stderr.write("\r" + " " * self._width + "\r")
+        sys.stderr.flush()
+        file.write(text)
+        file.flush()
+        self._draw()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class _TqdmBar:
+    """tqdm behind the same update/write/close calls."""
+
+    def __init__(self, tqdm: Any, total: int, desc: str, unit: str) -> None:
+        self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def write(self, text: str, file: IO[str]) -> None:
+        self._bar.write(text, file=file, end="")  # clears the bar, writes, redraws it
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, text: str, file: IO[str]) -> None:
+        file.write(text)
+        file.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, desc: str, enabled: bool, unit: str = "run") -> Any:
+    """A progress bar on stderr (tqdm if installed, else a built-in one), or a no-op one.
+
+    Whatever it returns has ``update(n)``, ``write(text, file)`` (print without garbling the bar;
+    use it for everything printed while the bar is up) and ``close()``.
+    """
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _Bar(total, desc, unit)
+    return _TqdmBar(tqdm, total, desc, unit)
+
+
+def _show_progress(requested: Optional[bool], items: int) -> bool:
+    """--progress / --no-progress, else on when stderr is a terminal and there is more than one item."""
+    if requested is not None:
+        return requested
+    try:
+        return items > 1 and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False
+
+
+# --------------------------------------------------------------------------------- classify
+
+def find_images(paths: Sequence[str], on_error: Optional[Callable[[str, str], None]] = None
+                ) -> Tuple[List[str], List[str]]:
+    """The images ``classify`` runs on, in order, and the directories in which none was found.
+
+    A directory is walked recursively: entries sorted by name (code-point order: upper case
+    before lower case), a directory's files before its subdirectories, symbolic links to
+    directories not followed; only files whose extension is in :data:`IMAGE_EXTENSIONS` (any
+    case) are taken. Any other path (a file, or a path that does not
+    exist) is taken as it is, so that it is tried and, if it cannot be read, reported. A path that
+    comes up twice (after ``os.path.normpath``) is kept once, where it first appears.
+    ``on_error(path, reason)`` is called for a subdirectory that cannot be listed.
+    """
+    images: List[str] = []
+    empty: List[str] = []
+    seen = set()
+
+    def add(path: str) -> None:
+        key = os.path.normpath(path)
+        if key not in seen:
+            seen.add(key)
+            images.append(path)
+
+    def walk_error(e: OSError) -> None:
+        if on_error is not None:
+            on_error(e.filename or "?", f"cannot list directory: {e.strerror or e}")
+
+    for path in paths:
+        if not os.path.isdir(path):
+            add(path)
+            continue
+        found = 0
+        for root, dirs, files in os.walk(path, onerror=walk_error):
+            dirs.sort()
+            for name in sorted(files):
+                if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                    add(os.path.join(root, name))
+                    found += 1
+        if not found:
+            empty.append(path)
+    return images, empty
+
+
+def _failure_reason(path: str, e: BaseException) -> str:
+    """The reason of a failed image, without repeating its path (the caller prints it first)."""
+    if isinstance(e, FileNotFoundError):
+        return "no such file or directory"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory"
+    try:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return "empty file, not an image"
+    except OSError:
+        pass
+    msg = str(e)
+    if msg.startswith(f"{path}: "):
+        msg = msg[len(path) + 2:]
+    return msg.replace(f" {path!r}", "") or type(e).__name__  # Pillow: "cannot identify image file 'p'"
+
+
+def _top_entries(row: Any, k: int, label: Callable[[int], str]) -> List[Dict[str, Any]]:
+    """The ``k`` most likely classes of one probability row, most likely first (ties: lower index)."""
+    import numpy as np
+
+    idx = np.argsort(-row, kind="stable")[:k]
+    # 9 significant digits round-trip a float32 exactly, without float64 noise digits.
+    return [{"label": label(int(i)), "index": int(i), "probability": float(f"{float(row[i]):.9g}")} for i in idx]
+
+
+def _format_table(entries: List[Dict[str, Any]]) -> str:
+    lines = []
+    for e in entries:
+        lines.append(e["image"])
+        lines.extend(f"  {t['probability']:8.2%}  {t['label']} ({t['index']})" for t in e["top"])
+    return "".join(line + "\n" for line in lines)
+
+
+_CSV_COLUMNS = ("image", "rank", "label", "index", "probability")
+
+
+def _format_csv(entries: List[Dict[str, Any]], header: bool) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if header:
+        w.writerow(_CSV_COLUMNS)
+    for e in entries:
+        for rank, t in enumerate(e["top"], 1):
+            w.writerow([e["image"], rank, t["label"], t["index"], repr(t["probability"])])
+    return buf.getvalue()
+
+
+def _decode(model: Any, path: str) -> Tuple[Any, Optional[str]]:
+    """``(model.preprocess(path), None)``, or ``(None, reason)`` when the image cannot be read."""
+    from .errors import MobileNetFastError
+
+    try:
+        return model.preprocess(path), None
+    except (MobileNetFastError, OSError) as e:
+        return None, _failure_reason(path, e)
+    except Exception as e:  # noqa: BLE001 - one odd file must not end a run over thousands
+        return None, f"unexpected error while reading it ({type(e).__name__}: {e})"
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from .errors import InputError
+
+    failed = 0
+
+    def listing_failed(path: str, reason: str) -> None:  # a directory we could not list: a failure too
+        nonlocal failed
+        failed += 1
+        print(f"mobilenet-fast: {path}: {reason}", file=sys.stderr)
+
+    images, empty = find_images(args.images, listing_failed)
+    looked_for = f"looked for {', '.join(IMAGE_EXTENSIONS)} in any case, in subdirectories too"
+    if not images:
+        where = ", ".join(empty)
+        print(f"mobilenet-fast classify: error: no images found in {where} ({looked_for})", file=sys.stderr)
+        return EXIT_USAGE
+    for d in empty:
+        print(f"mobilenet-fast: warning: {d}: no images found ({looked_for})", file=sys.stderr)
+
+    model = _load(args.weights, args.isa, args.threads, args.labels)
+    if not model.num_classes:
+        raise InputError(f"{model.path} is a feature extractor (no classifier): there are no classes to print")
+    everything: List[Dict[str, Any]] = []  # --json: successes and failures, in input order
+    with warnings.catch_warnings():
+        # Pillow warns about files it half-reads ("Truncated File Read"...); such an image either
+        # decodes or is reported on its one stderr line, so the warnings would only be noise.
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        failed += _classify_images(args, model, images, everything if args.json else None)
+    if args.json:
+        print(json.dumps(everything, indent=2))
+    return 1 if failed else 0
+
+
+def _classify_images(args: argparse.Namespace, model: Any, images: List[str],
+                     collect: Optional[List[Dict[str, Any]]]) -> int:
+    """Decode, run and print ``images`` ``--batch`` at a time; returns how many failed.
+
+    Table and CSV rows are printed batch by batch; with ``collect`` (``--json``) the results and
+    failures are appended to it instead, in input order. Each failure gets its stderr line as
+    soon as its batch is done.
+    """
+    import numpy as np
+
+    k = min(args.top, model.num_classes)
+    label = model.config.label
+    failed = 0
+    pool = None
+    workers = min(model.threads, args.batch, len(images))
+    if workers > 1:  # Pillow decodes and resizes with the GIL released
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mobilenet-fast-decode")
+    decode = functools.partial(_decode, model)
+    bar = _progress_bar(len(images), "classifying", _show_progress(args.progress, len(images)), unit="image")
+    try:
+        for start in range(0, len(images), args.batch):
+            chunk = images[start:start + args.batch]
+            decoded = list(pool.map(decode, chunk) if pool is not None else map(decode, chunk))
+            good = [x for x, _ in decoded if x is not None]
+            probs = iter(model.predict(np.concatenate(good)) if good else [])
+            entries: List[Dict[str, Any]] = []
+            errors = []
+            for path, (x, reason) in zip(chunk, decoded):
+                if x is None:
+                    errors.append(f"mobilenet-fast: {path}: {reason}\n")
+                    entry: Dict[str, Any] = {"image": path, "error": reason}
+                else:
+                    entry = {"image": path, "top": _top_entries(next(probs), k, label)}
+                    entries.append(entry)
+                if collect is not None:
+                    collect.append(entry)
+            failed += len(errors)
+            if errors:
+                bar.write("".join(errors), sys.stderr)
+            if args.csv:
+                bar.write(_format_csv(entries, header=start == 0), sys.stdout)
+            elif collect is None and entries:
+                bar.write(_format_table(entries), sys.stdout)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    return failed
 
 
 def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None,
@@ -140,29 +624,7 @@ def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[i
     return load(weights, isa=isa, threads=threads, labels=labels)
 
 
-def _cmd_classify(args: argparse.Namespace) -> int:
-    from .errors import MobileNetFastError
-
-    model = _load(args.weights, args.isa, args.threads, args.labels)
-    results = []
-    failed = 0
-    for path in args.images:
-        try:
-            preds = model.classify(path, top=args.top)
-        except (MobileNetFastError, OSError) as e:
-            failed += 1
-            print(f"mobilenet-fast: {path}: {e}", file=sys.stderr)
-            continue
-        results.append({"image": path, "top": [{"label": p.label, "index": p.index,
-                                                 "probability": round(p.probability, 6)} for p in preds]})
-        if not args.json:
-            print(path)
-            for p in preds:
-                print(f"  {p.probability:8.2%}  {p.label} ({p.index})")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 1 if failed else 0
-
+# ------------------------------------------------------------------------- info and convert
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from . import cpu_info, default_threads, load_weight_set
@@ -199,22 +661,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_labels(path: str) -> List[str]:
-    """Class names from a text file, one per line (blank lines at the end ignored)."""
-    from .errors import InputError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\r\n") for line in f]
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read labels file {path}: {e}") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise InputError(f"labels file {path} is empty")
-    return lines
-
-
 def _cmd_convert(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -233,8 +679,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
         MobileNetV1(ws.config.alpha, args.resolution, ws.config.num_classes, ws.config.padding)  # validates
         ws = WeightSet(replace(ws.config, resolution=tuple(args.resolution)), ws.tensors)
+    overrides = {k: v for k, v in (("padding", args.padding), ("activation", args.activation),
+                                   ("input_mean", args.input_mean), ("input_std", args.input_std))
+                 if v is not None}
+    if overrides:
+        ws = WeightSet(replace(ws.config, **overrides), ws.tensors)
+        ws.config.architecture()  # validates the padding
+        if any(v == 0 for v in ws.config.input_std):
+            raise InputError("--input-std must not contain 0")
     if args.labels:
-        ws = ws.with_labels(_read_labels(args.labels))
+        from .weights import read_labels
+
+        ws = ws.with_labels(read_labels(args.labels))
     c = ws.config
     mean = "/".join(f"{v:g}" for v in c.input_mean)
     std = "/".join(f"{v:g}" for v in c.input_std)
@@ -254,63 +710,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Bar:
-    """A minimal stderr progress bar, for when tqdm is not installed (same update/close calls)."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.n, self._shown = total, desc, 0, 0.0
-        self._draw()
-
-    def _draw(self) -> None:
-        width = 30
-        filled = width * self.n // max(self.total, 1)
-        sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total}")
-        sys.stderr.flush()
-        self._shown = time.monotonic()
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        if self.n >= self.total or time.monotonic() - self._shown > 0.1:
-            self._draw()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _Bar(total, desc)
-    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)
-
+# ------------------------------------------------------------------------------------ bench
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import __version__, load
-    from .errors import InputError
+    from . import __version__
 
-    kwargs: dict = {"isa": args.isa}
-    has_threads = "threads" in inspect.signature(load).parameters
-    if args.threads is not None:
-        if has_threads:
-            kwargs["threads"] = args.threads
-        elif args.threads != 1:
-            raise InputError(f"--threads {args.threads}: this version of mobilenet-fast runs on one thread only")
-    model = load(args.weights, **kwargs)
-    threads = int(getattr(model, "threads", 1) or 1) if has_threads else 1
+    model = _load(args.weights, args.isa, args.threads)
+    threads = model.threads
     h, w = args.resolution or model.resolution
     arch = model.architecture((h, w))  # validates the size
     macs = arch.total_macs
@@ -321,7 +729,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for _ in range(args.warmup):
         fn(x)
     times: List[float] = []
-    bar = _progress_bar(args.runs, "timing", not args.no_progress)
+    bar = _progress_bar(args.runs, "timing", _show_progress(args.progress, args.runs))
     try:
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -347,9 +755,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             "percent_of_peak": percent, "times_ms": times,
         }, indent=2))
         return 0
+    plural = "s" if threads != 1 else ""
     print(f"mobilenet-fast {__version__}: MobileNetV1 {float(c.alpha)} at {h}x{w}, {c.num_classes} classes "
           f"({macs / 1e6:.1f}M multiply-adds per image)")
-    print(f"isa {model.isa}, {threads} thread{'s' if threads != 1 else ''}, batch {args.batch}; "
+    print(f"isa {model.isa}, {threads} thread{plural}, batch {args.batch}; "
           f"{args.runs} timed runs after {args.warmup} warm-up")
     print()
     cols = ["median ms", "min ms", "p90 ms", "img/s", "GFLOP/s"] + (["% of peak"] if percent is not None else [])
@@ -361,10 +770,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print()
     if percent is not None:
         print(f"GFLOP/s = 2 x multiply-adds x img/s; % of peak = GFLOP/s / ({args.peak_gflops:g} GFLOP/s per core "
-              f"x {threads} thread{'s' if threads != 1 else ''})")
+              f"x {threads} thread{plural})")
     else:
-        print("GFLOP/s = 2 x multiply-adds x img/s; pass --peak-gflops G (one core's FMA peak) for % of peak")
+        print("GFLOP/s = 2 x multiply-adds x img/s")
+        print(f"for a % of peak column, pass --peak-gflops G: one core's {model.isa} FMA peak, as "
+              "mbf_kernels_bench prints it")
     return 0
+
+
+# ------------------------------------------------------------------------------------- main
+
+def _silence_stdout() -> None:
+    """After a broken pipe (``mobilenet-fast classify dir | head``): no second error at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -375,13 +797,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert, "bench": _cmd_bench}
     try:
         return commands[args.command](args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
     except (MobileNetFastError, OSError) as e:
         print(f"mobilenet-fast: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nmobilenet-fast: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,6 +44,7 @@ __all__ = [
     "save_weights",
     "load_weights",
     "file_sha256",
+    "read_labels",
 ]
 
 FORMAT_NAME = "mobilenet-fast"
@@ -267,6 +268,21 @@ def _canonical_header(blob: bytes) -> bytes:
     text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def read_labels(path: PathLike) -> List[str]:
+    """Class names from a UTF-8 text file, one per line (blank lines at the end ignored)."""
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read labels file {p}: {e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise InputError(f"labels file {p} is empty")
+    return lines
 
 
 def file_sha256(path: PathLike) -> str:
