@@ -645,3 +645,26 @@ def test_garbage_collected_models_release_their_plans(weights):
     del m
     gc.collect()
     assert ref() is None and plan_ref() is None
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_exif_orientation_of_files_is_applied(tmp_path, orientation):
+    from PIL import Image
+
+    from mobilenet_fast.preprocess import load_image
+
+    # a 40x20 image whose left half is red, right half blue, stored with an Orientation tag
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :20, 0] = 255
+    a[:, 20:, 2] = 255
+    im = Image.fromarray(a)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    p = tmp_path / f"o{orientation}.png"
+    im.save(p, exif=exif)
+    out = load_image(str(p))
+    upright = {1: a, 3: a[::-1, ::-1], 6: np.rot90(a, -1), 8: np.rot90(a, 1)}[orientation]
+    np.testing.assert_array_equal(out, upright)
+    # a PIL image handed over directly is taken as it is
+    with Image.open(p) as again:
+        np.testing.assert_array_equal(load_image(again), a)

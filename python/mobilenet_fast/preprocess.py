@@ -8,7 +8,8 @@ How pixels become 8-bit RGB (:func:`load_image`):
   (``PIL.Image.MAX_IMAGE_PIXELS``) applies too, and its ``DecompressionBombError`` - or its
   ``DecompressionBombWarning`` when warnings are turned into errors - also becomes
   :class:`ImageReadError`. Any other decoding failure of a file is an :class:`ImageReadError`
-  naming the file.
+  naming the file. A file's EXIF Orientation tag is applied (a phone photo stored sideways is
+  turned upright first, as image viewers do); PIL images and arrays are taken as given.
 * **Modes**: RGB as is; grayscale (``L``, ``1``) repeated on three channels; palette (``P``),
   ``CMYK``, ``YCbCr``, ``HSV``, ``RGBX`` through Pillow's conversions; ``LAB`` through a LittleCMS
   Lab -> sRGB transform; transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, a
@@ -102,7 +103,7 @@ def _read_file(path: str, limit: int) -> "np.ndarray":
         with Image.open(path) as im:
             _check_pixels(im.width, im.height, path, limit)
             im.load()
-            return _pil_to_rgb(im, path, ImageReadError)
+            return _pil_to_rgb(_exif_upright(im), path, ImageReadError)
     except (ImageReadError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -110,6 +111,26 @@ def _read_file(path: str, limit: int) -> "np.ndarray":
         raise ImageReadError(f"{path}: refused by Pillow's decompression-bomb check ({e})") from None
     except Exception as e:  # Pillow's decoders raise many types (OSError, SyntaxError, ValueError, EOFError...)
         raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _exif_upright(im: Any) -> Any:
+    """The image turned as its EXIF Orientation tag says (phone photos are often stored sideways).
+
+    Only for files: a PIL image passed in is taken as the caller left it. A malformed EXIF block
+    is ignored (the pixels are still fine).
+    """
+    from PIL import ImageOps
+
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - broken EXIF data; the pixels are what matter
+        return im
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        try:
+            return ImageOps.exif_transpose(im)
+        except Exception:  # noqa: BLE001
+            return im
+    return im
 
 
 def _array_to_rgb(a: "np.ndarray") -> "np.ndarray":
