@@ -553,6 +553,56 @@ def test_convert_labels_resolution_and_from(small_weights_file, tmp_path, capsys
     assert all(t["label"].startswith("thing ") for t in res[0]["top"])
 
 
+def test_convert_overrides_and_timm_safetensors(small_weights_file, tmp_path, capsys):
+    # A timm-style state dict (.safetensors, no torch needed): format found from the content,
+    # what was found is printed, and the overrides land in the output's metadata.
+    from safetensors.numpy import save_file
+
+    ws, _ = small_weights_file
+    t = ws.tensors
+    sd = {"conv_stem.weight": t["stem.conv.weight"].transpose(3, 2, 0, 1)}
+    bn = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
+    for f, g in bn.items():
+        sd[f"bn1.{g}"] = t[f"stem.bn.{f}"]
+    depths = [1, 2, 2, 6, 2]
+    i = 0
+    for s_, d in enumerate(depths):
+        for b in range(d):
+            sd[f"blocks.{s_}.{b}.conv_dw.weight"] = t[f"blocks.{i}.dw.weight"].transpose(2, 0, 1)[:, None]
+            sd[f"blocks.{s_}.{b}.conv_pw.weight"] = t[f"blocks.{i}.pw.weight"].T[:, :, None, None]
+            for f, g in bn.items():
+                sd[f"blocks.{s_}.{b}.bn1.{g}"] = t[f"blocks.{i}.dw.bn.{f}"]
+                sd[f"blocks.{s_}.{b}.bn2.{g}"] = t[f"blocks.{i}.pw.bn.{f}"]
+            i += 1
+    sd["classifier.weight"] = t["classifier.weight"].T
+    sd["classifier.bias"] = t["classifier.bias"]
+    src = tmp_path / "timm_like.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(src))
+    dst = tmp_path / "ours.safetensors"
+    assert cli.main(["convert", str(src), str(dst), "--padding", "tf_same", "--activation", "relu",
+                     "--input-mean", "123.675,116.28,103.53", "--input-std", "58.395,57.12,57.375",
+                     "--resolution", "160"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha=0.25, resolution=160x160, classes=10" in out
+    assert "padding=tf_same, activation=relu" in out and "input=(x - 123.675/116.28/103.53)" in out
+    back = load_weights(dst)
+    c = back.config
+    assert (c.padding, c.activation, c.resolution) == ("tf_same", "relu", (160, 160))
+    assert c.input_std == (58.395, 57.12, 57.375) and c.bn_epsilon == 1e-5  # timm's BatchNorm default
+    for k, v in t.items():
+        np.testing.assert_array_equal(back.tensors[k], v, err_msg=k)
+    # without overrides: what the torch importer assumes for timm
+    assert cli.main(["convert", str(src), str(tmp_path / "plain.safetensors")]) == 0
+    assert "padding=symmetric, activation=relu6" in capsys.readouterr().out
+    # bad overrides are usage errors
+    for bad in (["--input-std", "1,2"], ["--input-mean", "a,b,c"], ["--padding", "same"]):
+        with pytest.raises(SystemExit):
+            cli.main(["convert", str(src), str(tmp_path / "x.safetensors")] + bad)
+    capsys.readouterr()
+    assert cli.main(["convert", str(src), str(tmp_path / "x.safetensors"), "--input-std", "0"]) == 1
+    assert "must not contain 0" in capsys.readouterr().err
+
+
 def test_convert_labels_must_match_classes(small_weights_file, tmp_path, capsys):
     _, src = small_weights_file
     labels = tmp_path / "labels.txt"

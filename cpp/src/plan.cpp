@@ -1,12 +1,20 @@
 #include "mobilenet_fast/plan.h"
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
+#include <cstring>
 #include <functional>
-#include <utility>
 #include <limits>
+#include <set>
+#include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define MBF_HAVE_PTHREAD_ATFORK 1
+#endif
 
 namespace mbf {
 
@@ -27,6 +35,43 @@ void expect_size(const std::vector<float>& v, std::size_t n, const std::string& 
 
 std::size_t pixels(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
 
+// Every live Plan's mutex. Around fork(), the forking thread takes them all (waiting for runs in
+// progress in other threads to finish) and releases them in both processes afterwards, so that a
+// child never inherits a mutex locked by a thread that does not exist there.
+std::mutex& registry_mutex() {
+  static std::mutex* m = new std::mutex;  // never destroyed: usable until the process ends
+  return *m;
+}
+std::set<std::mutex*>& registry() {
+  static auto* r = new std::set<std::mutex*>;
+  return *r;
+}
+
+void lock_all_for_fork() {
+  registry_mutex().lock();
+  for (std::mutex* m : registry()) m->lock();
+}
+void unlock_all_after_fork() {
+  for (std::mutex* m : registry()) m->unlock();
+  registry_mutex().unlock();
+}
+
+void register_for_fork(std::mutex* m) {
+#if defined(MBF_HAVE_PTHREAD_ATFORK)
+  static const bool handlers = [] {
+    pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
+    return true;
+  }();
+  (void)handlers;
+#endif
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry().insert(m);
+}
+void unregister_for_fork(std::mutex* m) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry().erase(m);
+}
+
 }  // namespace
 
 Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
@@ -40,14 +85,23 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
   if (spec.blocks.empty()) throw InputError("a plan needs at least one block");
   if (!(spec.act_max > 0.0f))  // also refuses NaN
     throw InputError("act_max (the activation's upper clamp) must be > 0");
+  if (spec.stem_channels <= 0) throw InputError("stem: output channels must be positive");
   stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
-  expect_size(spec.stem_weights, 27u * spec.stem_channels, "stem weights");
+  expect_size(spec.stem_weights, 27u * static_cast<std::size_t>(spec.stem_channels), "stem weights");
   expect_size(spec.stem_bias, spec.stem_channels, "stem bias");
-  stem_weights_ = spec.stem_weights;
-  stem_bias_ = spec.stem_bias;
 
+  // Pass 1: check that the shapes chain and that every buffer stays below kMaxBufferFloats,
+  // before anything large is allocated.
+  const std::string size = std::to_string(in_h_) + "x" + std::to_string(in_w_);
+  auto check_buffer = [&](std::size_t floats, const std::string& what) {
+    if (floats > kMaxBufferFloats)
+      throw InputError("input " + size + ": " + what + " would hold " + std::to_string(floats) +
+                       " values, more than the limit of 2^31 - 1 per buffer; use a smaller input");
+  };
   std::size_t largest = static_cast<std::size_t>(spec.in_h) * spec.in_w * 3;
+  check_buffer(pixels(stem_) * stem_.out_channels, "the stem's output");
   largest = std::max(largest, pixels(stem_) * stem_.out_channels);
+  std::size_t packed_floats = 0;  // every packed weight matrix, for the out-of-memory message
   int h = stem_.out_h, w = stem_.out_w, c = stem_.out_channels;
   for (std::size_t i = 0; i < spec.blocks.size(); ++i) {
     const PlanBlockSpec& b = spec.blocks[i];
@@ -59,17 +113,15 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
       throw InputError(name + " depthwise: " + e.what());
     }
     L.dw_stride2 = b.stride == 2;
-    expect_size(b.dw_weights, 9u * c, name + " depthwise weights");
+    expect_size(b.dw_weights, 9u * static_cast<std::size_t>(c), name + " depthwise weights");
     expect_size(b.dw_bias, c, name + " depthwise bias");
-    L.dw_weights = b.dw_weights;
-    L.dw_bias = b.dw_bias;
     if (b.out_channels <= 0) throw InputError(name + " pointwise: output channels must be positive");
     expect_size(b.pw_weights, static_cast<std::size_t>(c) * b.out_channels, name + " pointwise weights");
     expect_size(b.pw_bias, b.out_channels, name + " pointwise bias");
     L.pw_out = b.out_channels;
-    L.pw_packed.reset(packed_gemm_size(c, b.out_channels, kernels_.gemm_nr));
-    pack_gemm_weights(c, b.out_channels, kernels_.gemm_nr, b.pw_weights.data(), b.pw_bias.data(),
-                      L.pw_packed.data());
+    check_buffer(packed_gemm_size(c, b.out_channels, kernels_.gemm_nr), name + " pointwise's packed weights");
+    packed_floats += packed_gemm_size(c, b.out_channels, kernels_.gemm_nr);
+    check_buffer(pixels(L.dw) * b.out_channels, name + " pointwise's output");
     largest = std::max(largest, pixels(L.dw) * b.out_channels);
     // Fuse when the depthwise output would not stay in cache; keep at least two bands per thread
     // so the split balances.
@@ -84,6 +136,7 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
       L.band_rows = std::max(1, (L.dw.out_h + bands - 1) / bands);
       band_floats_ = std::max(band_floats_, round_up_to_line(row_floats * L.band_rows));
     } else {
+      check_buffer(pixels(L.dw) * c, name + " depthwise's output");
       largest = std::max(largest, pixels(L.dw) * c);  // the unfused depthwise output is a full buffer
     }
     h = L.dw.out_h;
@@ -96,23 +149,62 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
   if (num_classes_ > 0) {
     expect_size(spec.fc_weights, static_cast<std::size_t>(c) * num_classes_, "classifier weights");
     expect_size(spec.fc_bias, num_classes_, "classifier bias");
-    fc_packed_.reset(packed_gemm_size(c, num_classes_, kernels_.gemm_nr));
-    pack_gemm_weights(c, num_classes_, kernels_.gemm_nr, spec.fc_weights.data(),
-                      spec.fc_bias.data(), fc_packed_.data());
+    check_buffer(packed_gemm_size(c, num_classes_, kernels_.gemm_nr), "the classifier's packed weights");
+    packed_floats += packed_gemm_size(c, num_classes_, kernels_.gemm_nr);
   }
   largest_ = round_up_to_line(largest);
-  // One workspace per image in flight: batches run one image per thread.
-  workspaces_.resize(static_cast<std::size_t>(threads_));
-  for (std::size_t i = 0; i < workspaces_.size(); ++i) {
-    Workspace& w = workspaces_[i];
-    w.a.reset(largest_);
-    w.b.reset(largest_);
-    // Workspace 0 also serves the split-image mode, where every thread needs a band buffer.
-    w.bands.reset(band_floats_ * (i == 0 ? static_cast<std::size_t>(threads_) : 1));
-    w.pooled.reset(static_cast<std::size_t>(c));
+  check_buffer(largest_, "the largest activation");
+  check_buffer(band_floats_ * static_cast<std::size_t>(threads_), "the band buffers");
+
+  // Pass 2: allocate and pack.
+  try {
+    stem_weights_ = spec.stem_weights;
+    stem_bias_ = spec.stem_bias;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const PlanBlockSpec& b = spec.blocks[i];
+      Layer& L = layers_[i];
+      const int cin = L.dw.in_channels;
+      L.dw_weights = b.dw_weights;
+      L.dw_bias = b.dw_bias;
+      L.pw_packed.reset(packed_gemm_size(cin, b.out_channels, kernels_.gemm_nr));
+      pack_gemm_weights(cin, b.out_channels, kernels_.gemm_nr, b.pw_weights.data(), b.pw_bias.data(),
+                        L.pw_packed.data());
+    }
+    if (num_classes_ > 0) {
+      fc_packed_.reset(packed_gemm_size(c, num_classes_, kernels_.gemm_nr));
+      pack_gemm_weights(c, num_classes_, kernels_.gemm_nr, spec.fc_weights.data(), spec.fc_bias.data(),
+                        fc_packed_.data());
+    }
+    // One workspace per image in flight: batches run one image per thread.
+    workspaces_.resize(static_cast<std::size_t>(threads_));
+    for (std::size_t i = 0; i < workspaces_.size(); ++i) {
+      Workspace& ws = workspaces_[i];
+      ws.a.reset(largest_);
+      ws.b.reset(largest_);
+      // Workspace 0 also serves the split-image mode, where every thread needs a band buffer.
+      ws.bands.reset(band_floats_ * (i == 0 ? static_cast<std::size_t>(threads_) : 1));
+      ws.pooled.reset(static_cast<std::size_t>(c));
+    }
+  } catch (const std::bad_alloc&) {
+    const std::size_t arena = static_cast<std::size_t>(threads_) * (2 * largest_ + band_floats_) +
+                              band_floats_ * static_cast<std::size_t>(threads_ - 1);
+    const auto mib = [](std::size_t floats) { return std::to_string(floats * sizeof(float) >> 20) + " MiB"; };
+    throw OutOfMemory("not enough memory for a plan of " + size + " with " + std::to_string(threads_) +
+                      " thread(s): it needs " + mib(arena) + " of activation buffers and " +
+                      mib(packed_floats) + " of packed weights");
   }
-  if (threads_ > 1) pool_ = std::make_unique<ThreadPool>(threads_);
+  if (threads_ > 1) {
+    try {
+      pool_ = std::make_unique<ThreadPool>(threads_);
+    } catch (const std::system_error& e) {
+      throw std::runtime_error("could not start " + std::to_string(threads_ - 1) +
+                               " worker thread(s): " + e.what() + "; use fewer threads");
+    }
+  }
+  register_for_fork(&mutex_);
 }
+
+Plan::~Plan() { unregister_for_fork(&mutex_); }
 
 std::size_t Plan::arena_floats() const {
   std::size_t n = 0;

@@ -1,8 +1,13 @@
 // Whole-network Plan: random He-scaled MobileNetV1 weights, every ISA against the scalar table and
 // against a naive double-precision forward pass; a batch equals the single runs it is made of.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mobilenet_fast/plan.h"
@@ -212,6 +217,63 @@ TEST(PlanThreads, RejectsOutOfRangeCounts) {
   const mbf::PlanSpec spec = random_spec(layers, 1);
   EXPECT_THROW(mbf::Plan(spec, table("scalar"), 0), mbf::InputError);
   EXPECT_THROW(mbf::Plan(spec, table("scalar"), mbf::kMaxThreads + 1), mbf::InputError);
+}
+
+// Sizes whose buffers would hold 2^31 values or more are refused before anything is allocated
+// (the weights themselves are small: only the activations grow with the input).
+TEST(PlanLimits, HugeInputsAreRefusedBeforeAllocating) {
+  const auto layers = mbf_support::mobilenet_v1_layers(1.0, 16384, 16384, true, 10);
+  const mbf::PlanSpec spec = random_spec(layers, 1);
+  try {
+    mbf::Plan plan(spec, table("scalar"), 1);
+    FAIL() << "a 16384x16384 alpha 1.0 plan needs 2^31-value activations and must be refused";
+  } catch (const mbf::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("2^31"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("16384x16384"), std::string::npos) << e.what();
+  }
+}
+
+// fork() while another thread is inside run(): the pthread_atfork handler waits for that run, so
+// the child inherits an unlocked Plan, and the pool starts new workers there. The child's results
+// equal the parent's bit for bit; a deadlock fails the test through the timeout.
+TEST(PlanFork, ChildOfABusyMultiThreadedPlanRunsIt) {
+  MBF_SKIP_FORK_TEST_UNDER_EMULATOR();
+  const int h = 64, w = 48;
+  const auto layers = mbf_support::mobilenet_v1_layers(0.25, h, w, true, 10);
+  const mbf::PlanSpec spec = random_spec(layers, 5);
+  mbf::Plan plan(spec, table("scalar"), 3);
+  Rng rng(6);
+  const std::vector<float> batch = rng.vec(4u * h * w * 3, -1.0f, 1.0f);
+  std::vector<float> want(4u * plan.num_classes());
+  plan.run(batch.data(), 4, want.data(), false);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> runs{0};
+  std::thread busy([&] {
+    std::vector<float> out(want.size());
+    while (!stop.load()) {
+      plan.run(batch.data(), 1 + runs.load() % 4, out.data(), false);
+      runs.fetch_add(1);
+    }
+  });
+  while (runs.load() < 3) std::this_thread::yield();
+  for (int child = 0; child < 4; ++child) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<float> got(want.size());
+      int code = 0;
+      for (int n : {1, 4, 2}) {
+        std::fill(got.begin(), got.end(), 0.0f);
+        plan.run(batch.data(), n, got.data(), false);
+        if (std::memcmp(got.data(), want.data(), n * plan.num_classes() * sizeof(float)) != 0) code = 1;
+      }
+      _exit(code);
+    }
+    EXPECT_EQ(wait_for_child(pid, 60), 0) << "child " << child << " (-1: deadlock, 1: wrong logits)";
+  }
+  stop = true;
+  busy.join();
 }
 
 }  // namespace

@@ -1,8 +1,13 @@
 #include "test_support.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "mobilenet_fast/dispatch.h"
 
@@ -16,6 +21,22 @@ bool quick_mode() {
 std::vector<std::string> isas_under_test() { return mbf::supported_isas(); }
 
 const mbf::KernelTable& table(const std::string& isa) { return mbf::select_kernels(isa); }
+
+int wait_for_child(int pid, double timeout_seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    if (r < 0) return -2;
+    if (std::chrono::steady_clock::now() > until) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 std::string clamp_name(mbf::Clamp c) {
   if (c.min == kRelu6.min && c.max == kRelu6.max) return "relu6";

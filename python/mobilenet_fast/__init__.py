@@ -70,6 +70,10 @@ def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
     ``None`` is the shipped default model."""
     if path is None:
         return load_weights(default_model_path())
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if fmt is not None and not isinstance(fmt, str):
+        raise InputError(f"fmt must be a format name (str) or None, got {type(fmt).__name__}")
     from .importers import import_weights
 
     return import_weights(path, fmt)
@@ -86,7 +90,8 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
     ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "neon"); by default the
     ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
     ``threads`` is how many threads one call uses (default: the physical cores this process may
-    run on; 1 = no thread pool).
+    run on; 1 = no thread pool). A bad argument (unknown or unsupported ISA, also through the
+    environment variable; threads outside 1..256) raises :class:`InputError`.
     """
     weights = load_weight_set(path, fmt=fmt)
     if labels is not None:

@@ -27,6 +27,7 @@ import csv
 import functools
 import io
 import json
+import math
 import os
 import sys
 import textwrap
@@ -74,6 +75,19 @@ def _int_at_least(low: int, what: str) -> "Callable[[str], int]":
 
 _positive_int = _int_at_least(1, "a positive integer")
 _nonnegative_int = _int_at_least(0, "an integer >= 0")
+
+
+def _rgb(text: str) -> Tuple[float, float, float]:
+    """An argparse type: three finite numbers "R,G,B" (one number means all three)."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected R,G,B numbers, got {text!r}") from None
+    if len(vals) == 1:
+        vals *= 3
+    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
+    return (vals[0], vals[1], vals[2])
 
 
 def _positive_float(text: str) -> float:
@@ -268,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record this input size (N or HxW) as the model's resolution (default: the source's; "
                         "formats such as PyTorch state dicts store none and 224 is assumed); also the ONNX "
                         "input size")
+    v.add_argument("--padding", choices=["tf_same", "symmetric", "keras"], default=None,
+                   help="override the padding convention the importer recorded (e.g. tf_same for a timm "
+                        "model created with pad_type='same'; default: the importer's)")
+    v.add_argument("--activation", choices=["relu6", "relu"], default=None,
+                   help="override the activation the importer recorded (default: the importer's)")
+    v.add_argument("--input-mean", type=_rgb, default=None, metavar="R,G,B",
+                   help="override the input normalisation mean, on 0..255 pixels, e.g. 123.675,116.28,103.53 (default: the importer's)")
+    v.add_argument("--input-std", type=_rgb, default=None, metavar="R,G,B",
+                   help="override the input normalisation std, on 0..255 pixels, e.g. 58.395,57.12,57.375 (default: the importer's)")
     v.add_argument("--labels", metavar="FILE",
                    help="class names, one per line, stored in the output (must match the class count; "
                         "default: the source's labels, if any)")
@@ -656,6 +679,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
         MobileNetV1(ws.config.alpha, args.resolution, ws.config.num_classes, ws.config.padding)  # validates
         ws = WeightSet(replace(ws.config, resolution=tuple(args.resolution)), ws.tensors)
+    overrides = {k: v for k, v in (("padding", args.padding), ("activation", args.activation),
+                                   ("input_mean", args.input_mean), ("input_std", args.input_std))
+                 if v is not None}
+    if overrides:
+        ws = WeightSet(replace(ws.config, **overrides), ws.tensors)
+        ws.config.architecture()  # validates the padding
+        if any(v == 0 for v in ws.config.input_std):
+            raise InputError("--input-std must not contain 0")
     if args.labels:
         from .weights import read_labels
 

@@ -1,10 +1,22 @@
 """Single C++ kernels on NHWC float32 numpy arrays (the building blocks of the Plan).
 
 Each takes an optional ``isa`` ("scalar", "avx2", ...; default: ``MOBILENET_FAST_ISA`` or the
-best available) and checks its arguments, raising :class:`mobilenet_fast.errors.InputError`.
-``pads`` are (top, left, bottom, right); ``clamp`` is (min, max) or None for a linear output;
-``rows`` = (begin, end) computes only those output rows (the rest of the output stays zero).
-NaN inputs are not checked here: they propagate or are clamped depending on the kernel.
+best available) and checks every argument before a kernel runs, raising
+:class:`mobilenet_fast.errors.InputError`:
+
+* arrays must be numpy arrays (not masked), float32 in native byte order, of the right rank and
+  shape, C-contiguous and aligned, with fewer than 2^31 values; outputs that would reach 2^31
+  values are refused before they are allocated (a failed allocation raises ``MemoryError``).
+  Inputs are only read (read-only arrays are fine); every result is a new array.
+* ``stride`` is 1 or 2; ``pads`` are four ints (top, left, bottom, right), each 0 or 1;
+  ``clamp`` is (min, max) with min <= max and no NaN, or None for a linear output;
+  ``rows`` = (begin, end) with 0 <= begin <= end <= output height computes only those output rows
+  (the rest of the output stays zero). Ints must be ints (not bools, not floats).
+
+NaN/Inf: by default the ops do **not** check their input. Non-finite values give unspecified
+results that differ between ISAs (the scalar kernels propagate NaN; the SIMD clamps turn it into
+the clamp's lower bound, -inf for a linear output). Pass ``check_finite=True`` to have ``x``
+checked first (InputError "contains NaN or Inf"). :class:`mobilenet_fast.Model` always checks.
 """
 
 from ._core import ops as _ops

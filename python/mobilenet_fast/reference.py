@@ -18,6 +18,11 @@ Conventions
 * **Precision**: everything is computed in float64 and every function returns float64, except
   :func:`normalize` (float32, what the engine consumes) and :func:`fold_batchnorm` (the dtype of
   its inputs). Cast with ``.astype(np.float32)`` to compare with float32 engines.
+* **Arguments** are checked like the engine's (:class:`~mobilenet_fast.errors.InputError`): arrays
+  of real numbers (any int/float dtype, any layout; masked arrays are refused, their mask would be
+  ignored), ranks and shapes, ints for stride/pads, ``clamp`` as (min, max) without NaN, ``eps``
+  finite and >= 0, and no intermediate of 2^31 values or more (refused before allocating).
+  NaN/Inf values are not refused here: they propagate as IEEE arithmetic says.
 """
 
 from __future__ import annotations
@@ -51,19 +56,47 @@ Clamp = Optional[Tuple[float, float]]
 
 #: The clamp of ReLU6.
 RELU6: Tuple[float, float] = (0.0, 6.0)
+#: Largest array (values) an op builds, as in the engine.
+MAX_VALUES = 2**31 - 1
 
 
 # --------------------------------------------------------------------------------------------
 # argument checking
 
 
-def _as_f64(name: str, a: np.ndarray, ndim: int) -> np.ndarray:
-    arr = np.asarray(a)
+def _real_array(name: str, a: np.ndarray) -> np.ndarray:
+    if isinstance(a, np.ma.MaskedArray):
+        raise InputError(f"{name} is a masked array: its mask would be ignored (use .filled(value))")
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{name} must be an array of real numbers ({e})") from None
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _as_f64(name: str, a: np.ndarray, ndim: int) -> np.ndarray:
+    arr = _real_array(name, a)
     if arr.ndim != ndim:
         raise InputError(f"{name} must have {ndim} dimensions, got shape {list(arr.shape)}")
     return arr.astype(np.float64, copy=False)
+
+
+def _check_values(what: str, shape: Sequence[int]) -> None:
+    n = 1
+    for d in shape:
+        n *= max(int(d), 1)
+    if n > MAX_VALUES:
+        raise InputError(f"{what} would have shape {tuple(int(d) for d in shape)}, more than the limit of "
+                         f"2^31 - 1 values")
+
+
+def _check_eps(eps: float) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(eps) or eps < 0:
+        raise InputError(f"BatchNorm needs eps >= 0 (a finite number), got {eps!r}")
+    return float(eps)
 
 
 def _check_bias(bias: Optional[np.ndarray], channels: int) -> Optional[np.ndarray]:
@@ -77,12 +110,12 @@ def _check_bias(bias: Optional[np.ndarray], channels: int) -> Optional[np.ndarra
 
 def _check_pads(pads: Sequence[int]) -> Pads:
     try:
-        p = tuple(int(v) for v in pads)
-    except (TypeError, ValueError):
+        items = list(pads)
+    except TypeError:
         raise InputError(f"pads must be four ints (top, left, bottom, right), got {pads!r}") from None
-    if len(p) != 4 or any(v < 0 for v in p) or any(int(v) != v for v in pads):
+    if len(items) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in items):
         raise InputError(f"pads must be four ints >= 0 (top, left, bottom, right), got {pads!r}")
-    return p  # type: ignore[return-value]
+    return tuple(int(v) for v in items)  # type: ignore[return-value]
 
 
 def _check_stride(stride: int) -> int:
@@ -94,8 +127,11 @@ def _check_stride(stride: int) -> int:
 def _apply_clamp(y: np.ndarray, clamp: Clamp) -> np.ndarray:
     if clamp is None:
         return y
-    lo, hi = clamp
-    if not lo <= hi:
+    try:
+        lo, hi = (float(v) for v in clamp)  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise InputError(f"clamp must be (min, max) or None, got {clamp!r}") from None
+    if not lo <= hi:  # also refuses NaN
         raise InputError(f"clamp must be (min, max) with min <= max, got {clamp!r}")
     return np.clip(y, lo, hi)
 
@@ -111,6 +147,7 @@ def _padded_taps(x: np.ndarray, stride: int, pads: Pads) -> Iterator[Tuple[int, 
     ow = (w + left + right - 3) // stride + 1
     if oh < 1 or ow < 1:
         raise InputError(f"a 3x3 window does not fit a {h}x{w} input with pads {pads}")
+    _check_values("the padded input", (n, h + top + bottom, w + left + right, x.shape[3]))
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     for ky in range(3):
         for kx in range(3):
@@ -134,6 +171,8 @@ def conv3x3(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None, str
         raise InputError(f"w must be [3, 3, Cin={x.shape[3]}, Cout], got {list(w.shape)}")
     b = _check_bias(bias, w.shape[3])
     stride, pads = _check_stride(stride), _check_pads(pads)
+    _check_values("the output", (x.shape[0], max(0, x.shape[1] + pads[0] + pads[2] - 3) // stride + 1,
+                                 max(0, x.shape[2] + pads[1] + pads[3] - 3) // stride + 1, w.shape[3]))
     y = None
     for ky, kx, tap in _padded_taps(x, stride, pads):
         term = tap @ w[ky, kx]  # [N,OH,OW,Cin] @ [Cin,Cout]
@@ -177,6 +216,7 @@ def pwconv(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None, clam
     if w.shape[0] != x.shape[3]:
         raise InputError(f"w must be [Cin={x.shape[3]}, Cout], got {list(w.shape)}")
     b = _check_bias(bias, w.shape[1])
+    _check_values("the output", x.shape[:3] + (w.shape[1],))
     y = x @ w
     if b is not None:
         y = y + b
@@ -198,13 +238,18 @@ def dense(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None) -> np
     if w.shape[0] != x.shape[1]:
         raise InputError(f"w must be [K={x.shape[1]}, M], got {list(w.shape)}")
     b = _check_bias(bias, w.shape[1])
+    _check_values("the output", (x.shape[0], w.shape[1]))
     y = x @ w
     return y if b is None else y + b
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax along ``axis`` (the max is subtracted first); float64."""
-    x = np.asarray(x, dtype=np.float64)
+    x = _real_array("x", x).astype(np.float64, copy=False)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+        raise InputError(f"axis must be an int in {-x.ndim}..{x.ndim - 1} for x of shape {list(x.shape)}, got {axis!r}")
+    if x.shape[axis] == 0:
+        raise InputError(f"cannot take a softmax over an empty axis (x has shape {list(x.shape)})")
     z = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -216,7 +261,8 @@ def _bn_params(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.nd
     if not g.shape == b.shape == m.shape == v.shape:
         raise InputError(f"BatchNorm parameters differ in shape: gamma {list(g.shape)}, beta {list(b.shape)}, "
                          f"mean {list(m.shape)}, var {list(v.shape)}")
-    if not eps >= 0 or (v + eps <= 0).any():
+    eps = _check_eps(eps)
+    if (v + eps <= 0).any():
         raise InputError("BatchNorm needs eps >= 0 and var + eps > 0")
     return g, b, m, v
 
@@ -224,7 +270,7 @@ def _bn_params(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.nd
 def batchnorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
               eps: float) -> np.ndarray:
     """Inference BatchNorm over the last axis: ``(x - mean) / sqrt(var + eps) * gamma + beta`` (float64)."""
-    x = np.asarray(x)
+    x = _real_array("x", x)
     g, b, m, v = _bn_params(gamma, beta, mean, var, eps)
     if x.ndim < 1 or x.shape[-1] != g.shape[0]:
         raise InputError(f"BatchNorm has {g.shape[0]} channels but x {list(x.shape)} has "
@@ -241,7 +287,7 @@ def fold_batchnorm(weight: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean
     so that ``op(x, folded_weight) + bias == batchnorm(op(x, weight), ...)``. Computed in float64
     and returned in the floating dtype of the inputs (float32 in, float32 out).
     """
-    w = np.asarray(weight)
+    w = _real_array("weight", weight)
     if w.ndim < 1:
         raise InputError("weight must have at least one dimension")
     g, b, m, v = _bn_params(gamma, beta, mean, var, eps)
@@ -259,9 +305,7 @@ def normalize(images: np.ndarray, config: ModelConfig) -> np.ndarray:
 
     Works on ``[N, H, W, 3]`` as well as a single ``[H, W, 3]`` image (the shape is kept).
     """
-    x = np.asarray(images)
-    if x.dtype.kind not in "fiu":
-        raise InputError(f"images must be uint8 or float, got dtype {x.dtype}")
+    x = _real_array("images", images)
     if x.ndim < 1 or x.shape[-1] != 3:
         raise InputError(f"images must have 3 (RGB) channels on the last axis, got shape {list(x.shape)}")
     mean = np.asarray(config.input_mean, dtype=np.float64)

@@ -1,9 +1,21 @@
-"""The thin Python runner: weights -> BatchNorm folding -> C++ Plan -> results."""
+"""The thin Python runner: weights -> BatchNorm folding -> C++ Plan -> results.
+
+Inputs are checked here and again in C++ (dtype, rank, shape, layout, size, NaN/Inf), so a bad
+argument is an :class:`~mobilenet_fast.errors.InputError` naming what is wrong, never a crash.
+
+Threads and processes: a :class:`Model` may be shared by Python threads, and it keeps working in a
+child process made by ``fork()`` (``multiprocessing``'s "fork" start method) after the parent used
+it: the C++ side waits for runs in progress before the fork and restarts the thread pool's workers
+in the child, and the hook below gives every Model a fresh lock in the child (a thread of the parent
+might have held the old one while it built a plan).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
+from collections import OrderedDict
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -18,6 +30,10 @@ __all__ = ["Model", "Prediction", "fold_batchnorm", "folded_tensors", "default_t
 
 #: Upper bound of ``threads`` (the C++ Plan refuses more).
 MAX_THREADS = 256
+#: Largest input height or width a plan accepts (the C++ Plan refuses more).
+MAX_INPUT_SIDE = 16384
+#: Largest number of values in one input or output array (the C++ bindings refuse more).
+MAX_ARRAY_VALUES = 2**31 - 1
 
 Folded = Tuple[np.ndarray, np.ndarray]
 
@@ -87,6 +103,28 @@ def _check_threads(threads: Any) -> int:
     return int(threads)
 
 
+def _check_side(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if not 32 <= int(value) <= MAX_INPUT_SIDE:
+        raise InputError(f"{name} must be in 32..{MAX_INPUT_SIDE}, got {value}")
+    return int(value)
+
+
+# Every live Model, so that a forked child can replace their locks (see the module docstring).
+_live_models: "weakref.WeakSet[Model]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child has one thread: whoever held a Model's lock in the parent does not exist here.
+    for model in list(_live_models):
+        model._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Model:
     """A loaded MobileNetV1, ready to run.
 
@@ -97,20 +135,40 @@ class Model:
     A Model may be shared between Python threads: calls on the same input size are serialised by
     that Plan's lock (each call still uses all of the model's threads), calls on different sizes
     run concurrently. Results do not depend on the thread count or on the batch they are in.
+    Setting :attr:`threads`, or dropping the last reference to the model, while other threads are
+    inside a call is safe: each call keeps the plan it runs on alive until it returns. The
+    :attr:`max_plans` most recently used input sizes keep their plan (each holds activation
+    buffers and, with threads > 1, worker threads). After ``fork()`` the model keeps working in
+    the child (see the module docstring).
+
+    The ISA is resolved once, here (``isa``, else ``MOBILENET_FAST_ISA``, else the best this CPU
+    supports): changing the environment variable later does not change an existing model.
+
+    NaN and Inf inputs are refused: :meth:`logits`, :meth:`predict`, :meth:`features` and
+    :meth:`classify` raise :class:`InputError` if any value of any image of the batch is not
+    finite (checked in C++ as the first layer reads the input).
     """
+
+    #: How many input sizes keep their plan (least recently used ones are dropped first).
+    max_plans: int = 8
 
     def __init__(self, weights: WeightSet, *, isa: Optional[str] = None, threads: Optional[int] = None,
                  path: Optional[str] = None) -> None:
+        if not isinstance(weights, WeightSet):
+            raise InputError(f"weights must be a WeightSet (see mobilenet_fast.load_weight_set), "
+                             f"got {type(weights).__name__}")
+        if isa is not None and not isinstance(isa, str):
+            raise InputError(f"isa must be a string (\"scalar\", \"avx2\", ...) or None, got {type(isa).__name__}")
         self.weights = weights
         self.config: ModelConfig = weights.config
         self.path = path
-        self._isa_request = isa
         self.isa: str = _core.select_isa(isa)  # raises InputError for a bad / unsupported request
         self._threads = default_threads() if threads is None else _check_threads(threads)
         self._folded = folded_tensors(weights)
         self._feature_channels = self.config.architecture().feature_channels
-        self._plans: Dict[Tuple[int, int], Any] = {}
+        self._plans: "OrderedDict[Tuple[int, int], Any]" = OrderedDict()
         self._lock = threading.Lock()
+        _live_models.add(self)
 
     # ----------------------------------------------------------------------------------- info
     @property
@@ -140,7 +198,7 @@ class Model:
         with self._lock:
             if value != self._threads:
                 self._threads = value
-                self._plans = {}
+                self._plans = OrderedDict()  # calls in progress keep their (old) plan alive
 
     def __repr__(self) -> str:
         c = self.config
@@ -152,13 +210,22 @@ class Model:
 
     # ------------------------------------------------------------------------------- planning
     def plan(self, height: int, width: int) -> Any:
-        """The C++ Plan for [N, height, width, 3] inputs (built once, then cached)."""
-        key = (int(height), int(width))
+        """The C++ Plan for [N, height, width, 3] inputs (built once, then cached).
+
+        ``height`` and ``width`` are ints in 32..16384; a size whose activations would need a
+        buffer of 2^31 values or more is refused (:class:`InputError`) before anything is
+        allocated, and a failed allocation raises ``MemoryError`` saying how much was needed.
+        """
+        key = (_check_side("height", height), _check_side("width", width))
         with self._lock:
             p = self._plans.get(key)
             if p is None:
                 p = self._build_plan(*key)
                 self._plans[key] = p
+                while len(self._plans) > max(1, int(self.max_plans)):
+                    self._plans.popitem(last=False)
+            else:
+                self._plans.move_to_end(key)
             return p
 
     def _build_plan(self, height: int, width: int) -> Any:
@@ -174,13 +241,15 @@ class Model:
             t = self.weights.tensors
             classifier = (np.ascontiguousarray(t["classifier.weight"]), np.ascontiguousarray(t["classifier.bias"]))
         return _core.Plan(height, width, (f["stem"][0], f["stem"][1], stem.stride, list(stem.pads)),
-                          blocks, classifier, self._isa_request, self._threads,
+                          blocks, classifier, self.isa, self._threads,
                           activation_clamp(self.config.activation)[1])
 
     # ------------------------------------------------------------------------------ inference
     def _check_batch(self, batch: Any) -> np.ndarray:
         if not isinstance(batch, np.ndarray):
             raise InputError(f"batch must be a numpy array, got {type(batch).__name__}")
+        if isinstance(batch, np.ma.MaskedArray):
+            raise InputError("batch is a masked array: the engine would ignore its mask (use batch.filled(value))")
         if batch.ndim != 4:
             hint = " (add a batch axis: x[None])" if batch.ndim == 3 else ""
             raise InputError(f"batch must be 4-D NHWC [N, H, W, 3], got shape {batch.shape}{hint}")
@@ -188,16 +257,29 @@ class Model:
             hint = "; it looks like NCHW, transpose with x.transpose(0, 2, 3, 1)" if batch.shape[1] == 3 else ""
             raise InputError(f"batch must be NHWC with 3 channels last, got shape {batch.shape}{hint}")
         if batch.dtype != np.float32:
-            raise InputError(f"batch must be float32, got {batch.dtype} (use x.astype(np.float32))")
+            order = " in non-native byte order" if batch.dtype.kind == "f" and batch.dtype.itemsize == 4 else ""
+            raise InputError(f"batch must be float32, got {batch.dtype}{order} (use x.astype(np.float32))")
         if not batch.flags.c_contiguous:
             raise InputError("batch must be C-contiguous (use np.ascontiguousarray(x))")
+        if not batch.flags.aligned:
+            raise InputError("batch is not aligned to its 4-byte float32 items (use x.copy())")
         if batch.shape[1] < 32 or batch.shape[2] < 32:
             raise InputError(f"input images must be at least 32x32, got {batch.shape[1]}x{batch.shape[2]}")
+        if batch.shape[1] > MAX_INPUT_SIDE or batch.shape[2] > MAX_INPUT_SIDE:
+            raise InputError(f"input images must be at most {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}, "
+                             f"got {batch.shape[1]}x{batch.shape[2]}")
+        if batch.size > MAX_ARRAY_VALUES:
+            raise InputError(f"batch {batch.shape} holds {batch.size:,} values, more than the limit of 2^31 - 1 "
+                             "per array: split it into smaller batches")
         # NaN/Inf are refused by the Plan itself (check_finite): a C++ pass with no temporary array.
         return batch
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NHWC [N, H, W, 3] (normalised) -> logits [N, num_classes]."""
+        """float32 NHWC [N, H, W, 3] (normalised) -> logits [N, num_classes].
+
+        ``batch`` must be a C-contiguous float32 numpy array with H and W in 32..16384; any NaN or
+        Inf in it (in any image) raises :class:`InputError` and no result is returned.
+        """
         x = self._check_batch(batch)
         if self.num_classes == 0:
             raise InputError("this model has no classifier (num_classes = 0); use features()")
@@ -206,30 +288,45 @@ class Model:
         return self.plan(x.shape[1], x.shape[2]).run(x, check_finite=True)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NHWC [N, H, W, 3] (normalised) -> class probabilities [N, num_classes]."""
+        """float32 NHWC [N, H, W, 3] (normalised) -> class probabilities [N, num_classes].
+
+        Same input rules as :meth:`logits` (NaN/Inf refused with :class:`InputError`).
+        """
         z = self.logits(batch)
         if z.shape[0] == 0:
             return z
-        return _core.ops.softmax(z, isa=self._isa_request)
+        return _core.ops.softmax(z, isa=self.isa)
 
     def features(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NHWC [N, H, W, 3] (normalised) -> pooled features [N, 1024 * alpha]."""
+        """float32 NHWC [N, H, W, 3] (normalised) -> pooled features [N, 1024 * alpha].
+
+        Same input rules as :meth:`logits` (NaN/Inf refused with :class:`InputError`).
+        """
         x = self._check_batch(batch)
         if x.shape[0] == 0:
             return np.zeros((0, self._feature_channels), np.float32)
         return self.plan(x.shape[1], x.shape[2]).features(x, check_finite=True)
 
     def preprocess(self, image: ImageLike, resolution: Optional[Union[int, Tuple[int, int]]] = None) -> np.ndarray:
-        """Decode and normalise one image as this model's weights expect -> [1, H, W, 3]."""
-        return preprocess(image, resolution or self.config.resolution, self.config.input_mean, self.config.input_std)
+        """Decode and normalise one image as this model's weights expect -> [1, H, W, 3].
+
+        ``resolution`` defaults to the one the weights were trained at; see
+        :func:`mobilenet_fast.preprocess` for the image types and modes accepted.
+        """
+        if resolution is None:
+            resolution = self.config.resolution
+        return preprocess(image, resolution, self.config.input_mean, self.config.input_std)
 
     def classify(self, image: Union[ImageLike, Sequence[ImageLike]], top: int = 5) -> Any:
         """Top-``top`` :class:`Prediction` list for an image (path, PIL image or uint8 HxWx3 array).
 
-        A list/tuple of images gives a list of such lists, run as one batch.
+        A list/tuple of images gives a list of such lists, run as one batch. Images are decoded and
+        normalised by :meth:`preprocess`; if the normalised batch holds NaN or Inf (e.g. an input
+        std of 0), :class:`InputError` is raised instead of returning meaningless probabilities.
         """
-        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
             raise InputError(f"top must be a positive int, got {top!r}")
+        top = int(top)
         many = isinstance(image, (list, tuple))
         images = list(image) if many else [image]  # type: ignore[arg-type]
         if not images:

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "mobilenet_fast/aligned_buffer.h"
@@ -16,6 +19,19 @@ namespace mbf {
 using Pads = std::array<int, 4>;  // top, left, bottom, right
 
 constexpr int kMaxThreads = 256;
+// Largest buffer (in floats) a Plan allocates: every activation, packed weight matrix and band
+// buffer holds fewer than 2^31 values, so no index inside a kernel can overflow an int.
+constexpr std::size_t kMaxBufferFloats = (std::size_t{1} << 31) - 1;
+
+// Allocation failure with a message saying what could not be allocated (bound to MemoryError).
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
 
 struct PlanBlockSpec {
   int stride = 1;
@@ -52,9 +68,14 @@ struct PlanSpec {
 // so results are bitwise identical for any thread count and batch size.
 class Plan {
  public:
-  // Validates that every shape chains (throws InputError naming the layer), then packs weights
-  // and allocates every buffer a run needs (run() allocates nothing). threads >= 1.
+  // Validates that every shape chains (throws InputError naming the layer) and that no buffer
+  // would hold kMaxBufferFloats or more values (InputError, before allocating anything), then
+  // packs weights and allocates every buffer a run needs (run() allocates nothing); an
+  // allocation failure throws OutOfMemory saying how much was needed. threads in 1..kMaxThreads.
   Plan(const PlanSpec& spec, const KernelTable& kernels, int threads = 1);
+  ~Plan();
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
   int in_h() const { return in_h_; }
   int in_w() const { return in_w_; }
@@ -67,9 +88,12 @@ class Plan {
 
   // input [batch][in_h][in_w][3] -> output [batch][num_classes] logits, or with
   // features_only (or num_classes == 0) [batch][feature_channels] pooled features.
-  // Serialised by a mutex: one Plan may be shared between threads. With check_finite, returns
-  // false (output unspecified) if the input holds NaN or Inf; the check runs inside the stem's
-  // row tasks, on input rows the stem is about to read, so it costs almost no memory traffic.
+  // Serialised by a mutex: one Plan may be shared between threads. fork() waits until runs in
+  // progress in other threads have finished (a pthread_atfork handler takes every Plan's mutex),
+  // so a child never inherits a locked Plan; the thread pool restarts its workers in the child.
+  // With check_finite, returns false (output unspecified) if the input holds NaN or Inf; the
+  // check runs inside the stem's row tasks, on input rows the stem is about to read, so it costs
+  // almost no memory traffic.
   bool run(const float* input, int batch, float* output, bool features_only, bool check_finite = false);
 
  private:
