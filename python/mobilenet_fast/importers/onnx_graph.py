@@ -950,8 +950,8 @@ def _choose_epsilon(g: _Graph, found: _Found, meta_eps: Optional[float]) -> Opti
     value = eps[0][1]
     if not np.isfinite(value) or value < 0:
         raise g.error(f"{g.desc(eps[0][0])} has an invalid epsilon {float(value)!r}")
-    if meta_eps is not None and np.float32(meta_eps) == value:
-        return meta_eps
+    if meta_eps is not None and abs(meta_eps) <= float(np.finfo(np.float32).max) and np.float32(meta_eps) == value:
+        return meta_eps  # (an out-of-range value would overflow the cast, with a RuntimeWarning)
     # the attribute is a float32; report its shortest decimal (1e-05, not 9.999999747378752e-06)
     return float(str(value))
 
