@@ -453,6 +453,29 @@ def test_deeply_nested_config_json(tmp_path):
     import_error(path, ["config.json is not valid JSON", "recursion"])
 
 
+def set_zip_method(data, name, method):
+    """``data`` (a zip archive) with the compression method of member ``name`` changed in the central directory."""
+    data = bytearray(data)
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46:entry + 46 + len(name)] != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 10:entry + 12] = method.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("member", ["config.json", "model.weights.h5"])
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_member_claiming_another_compression(tmp_path, member, method):
+    """zlib.error / lzma.LZMAError from decompressing stored bytes (found by fuzz/run.py)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": []}}) + " " * 500)
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    path = tmp_path / "method.keras"
+    path.write_bytes(set_zip_method(buf.getvalue(), member, method))
+    import_error(path, [member, "cannot be read from the archive"])
+
+
 def test_corrupted_keras_archive(built, tmp_path):
     """A changed byte inside model.weights.h5 is caught by the zip's CRC before HDF5 sees it."""
     _, paths = built["top025"]
@@ -626,3 +649,4 @@ def test_missing_h5py_is_a_clear_error(tmp_path, monkeypatch):
     path.write_bytes(b"\x00")
     with pytest.raises(MissingDependencyError, match=r"mobilenet-fast\[keras\]"):
         import_keras(path)
+

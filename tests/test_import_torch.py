@@ -447,6 +447,22 @@ def test_zip_member_declaring_a_huge_size(tmp_path, model_025):
     assert "bigrecord.pth" in msg and "declares" in msg
 
 
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_zip_member_claiming_another_compression(tmp_path, model_025, method):
+    """zlib.error / lzma.LZMAError while reading data.pkl for the size checks (the same damage that
+    made the Keras importer leak them, found by fuzz/run.py)."""
+    data = bytearray(save(model_025, tmp_path / "full.pth", "pth").read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        name = next(i.filename for i in zf.infolist() if i.filename.endswith("/data.pkl")).encode()
+    entry = data.index(b"PK\x01\x02")  # central directory entries: method at +10, name at +46
+    while data[entry + 46:entry + 46 + len(name)] != name:
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 10:entry + 12] = method.to_bytes(2, "little")
+    path = tmp_path / "method.pth"
+    path.write_bytes(bytes(data))
+    assert "method.pth" in import_error(path)
+
+
 @pytest.mark.parametrize("data", [b"\x80\x02K\x05.", b"\x80\x02\x8a\x0alK\x05.", pickle.dumps({"a": 1}, protocol=2)])
 def test_pickle_that_is_not_a_torch_save_file(tmp_path, data):
     path = tmp_path / "plain.pth"

@@ -372,9 +372,8 @@ def _open_container(p: str, where: str, h5py: Any, opened: List[Any]) -> _Reader
             if "metadata.json" in names and zf.getinfo("metadata.json").file_size < 1 << 20:
                 try:
                     reader.keras_version = str(json.loads(zf.read("metadata.json")).get("keras_version", ""))
-                except (ValueError, AttributeError, UnicodeDecodeError, zipfile.BadZipFile, OSError,
-                        EOFError, RuntimeError, NotImplementedError):  # RecursionError is a RuntimeError
-                    pass  # only used in the provenance string
+                except Exception:  # noqa: BLE001 - a damaged member (zlib.error...); only used in the provenance
+                    pass
             info = zf.getinfo(_WEIGHTS_MEMBER)
             data = _read_member(zf, info, where, size)
         reader.kind = "Keras 3 .keras archive"
@@ -438,7 +437,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, archive
                                 f"{info.compress_size} compressed; refusing to inflate it")
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+    except Exception as e:  # noqa: BLE001 - BadZipFile, zlib.error, lzma.LZMAError, EOFError...: all damage
         raise ImportFormatError(f"{where}: {info.filename} cannot be read from the archive; the file is "
                                 f"truncated or damaged ({e})") from None
 

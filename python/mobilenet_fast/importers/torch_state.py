@@ -405,8 +405,7 @@ def _check_container(p: str, where: str, size: int) -> None:
                                                 "is corrupt")
                 pkl = [i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
                 data = zf.read(pkl[0]) if len(pkl) == 1 else None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
-                RuntimeError) as e:
+        except Exception as e:  # noqa: BLE001 - BadZipFile, zlib.error, lzma.LZMAError, EOFError...: all damage
             if isinstance(e, ImportFormatError):
                 raise
             raise ImportFormatError(f"{where}: not a readable torch.save zip archive; the file is truncated or "
