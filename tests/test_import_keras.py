@@ -650,3 +650,59 @@ def test_missing_h5py_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"mobilenet-fast\[keras\]"):
         import_keras(path)
 
+
+# -- libhdf5 crashes and hangs: the file is parsed in a forked child --------------------------------
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="files are read in-process without os.fork")
+
+
+@needs_fork
+@pytest.mark.parametrize("sig", ["SIGSEGV", "SIGABRT", "SIGBUS"])
+def test_hdf5_crash_is_an_import_error(tmp_path, monkeypatch, sig):
+    """libhdf5 segfaults on some damaged legacy .h5 files (fuzz/run.py finds ~1 in 5,000 while reading
+    their attributes): the forked child dies, the caller gets an ImportFormatError. The child here
+    inherits a reader that dies the same way."""
+    import signal
+
+    from mobilenet_fast.importers import keras_h5
+
+    path = tmp_path / "crash.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(600))
+    monkeypatch.setattr(keras_h5, "_open_container", lambda *a: os.kill(os.getpid(), getattr(signal, sig)))
+    import_error(path, ["crashed the HDF5 library", sig])
+
+
+@needs_fork
+def test_hdf5_hang_times_out(tmp_path, monkeypatch):
+    """libhdf5 loops on other damaged files: the child is killed after HDF5_TIMEOUT seconds."""
+    import time
+
+    from mobilenet_fast.importers import keras_h5
+
+    path = tmp_path / "hang.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(600))
+    monkeypatch.setattr(keras_h5, "HDF5_TIMEOUT", 1.0)
+    monkeypatch.setattr(keras_h5, "_open_container", lambda *a: time.sleep(60))
+    t0 = time.monotonic()
+    import_error(path, ["did not finish reading the file within 1 s"])
+    assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_same_result_in_a_child_and_in_process(built, tmp_path, monkeypatch, isolate):
+    """The result (and an error) crosses from the child unchanged; without isolation nothing differs."""
+    from mobilenet_fast.importers import keras_h5
+
+    monkeypatch.setattr(keras_h5, "ISOLATE_HDF5", isolate)
+    model, paths = built["top025"]
+    ws = import_keras(paths[".h5"], labels=[f"c{i}" for i in range(7)])
+    assert_tensors(ws, expected_tensors(model))
+    assert ws.config.labels == tuple(f"c{i}" for i in range(7))
+    with pytest.raises(InputError, match="2 labels given"):
+        import_keras(paths[".h5"], labels=["a", "b"])
+    import_error(copy_truncated(paths[".weights.h5"], tmp_path / "cut.weights.h5"), "cut.weights.h5")
+
+
+def copy_truncated(src, dst):
+    dst.write_bytes(src.read_bytes()[:5000])
+    return dst
