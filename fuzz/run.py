@@ -54,7 +54,7 @@ class Worker:
                    MALLOC_ARENA_MAX="2", PYTHONFAULTHANDLER="1", TF_CPP_MIN_LOG_LEVEL="3")
         cmd = ([sys.executable, os.path.join(HERE, "worker.py"), "--manifest", manifest, "--work", self.work,
                "--formats", ",".join(formats), "--seed", str(args.seed), "--as-limit-mb", str(args.as_limit_mb),
-               "--rss-limit-mb", str(args.rss_limit_mb)] + (["--warnings-as-errors"] if args.warnings_as_errors else [])
+               "--rss-limit-mb", str(args.rss_limit_mb), "--timeout", str(args.timeout)] + (["--warnings-as-errors"] if args.warnings_as_errors else [])
                + (["--selftest"] if args.selftest else []))
         self.log_start = self.log.tell()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)

@@ -193,7 +193,9 @@ class Seeds:
         rng = random.Random(f"{seed}/{fmt}/{index}")
         variant, data, ctx = self.by_format[fmt][rng.randrange(len(self.by_format[fmt]))]
         try:
-            new, steps = mutate.mutate(data, rng, ctx, variant.mutators)
+            with warnings.catch_warnings():  # zipfile's "Duplicate name" when a mutator doubles a member...
+                warnings.simplefilter("ignore")
+                new, steps = mutate.mutate(data, rng, ctx, variant.mutators)
         except Exception as e:  # noqa: BLE001 - a mutator bug must not stop the run; it is reported
             new, step = mutate.bit_flips(data, rng, ctx)
             steps = [f"MUTATOR ERROR {type(e).__name__}: {e}", step]
@@ -210,6 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rss-limit-mb", type=int, default=1024)
     ap.add_argument("--warnings-as-errors", action="store_true")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--timeout", type=float, default=10.0)
     args = ap.parse_args(argv)
 
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -230,6 +233,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         spec = FORMATS[fmt]
         for mod in (spec.importer,) + spec.needs + tuple(m for v, _, _ in entries for m in v.needs):
             importlib.import_module(mod)
+    if "keras" in seeds.by_format:
+        # The Keras importer kills its HDF5 child after HDF5_TIMEOUT seconds: well before we call it a hang.
+        from mobilenet_fast.importers import keras_h5
+
+        keras_h5.HDF5_TIMEOUT = args.timeout / 2
     os.makedirs(args.work, exist_ok=True)
     # Every seed must load as it is (else the harness or the importer is broken); this also warms up
     # lazy imports and caches, so the fd and memory checks below see only what an input causes.
