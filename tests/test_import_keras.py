@@ -557,6 +557,18 @@ def test_wrong_kernel_shape_in_h5(built, tmp_path, layer, shape):
     import_error(path, [f"'{layer}'", "shape"])
 
 
+def test_declared_huge_stem_without_data(built, tmp_path):
+    """An HDF5 dataset may declare any shape without storing data: 2**40 filters is refused as such,
+    not as an alpha out of range (found by fuzz/run.py)."""
+    _, paths = built["top025"]
+    path = copy(paths[".h5"], tmp_path / "huge.h5")
+    with h5py.File(path, "r+") as f:
+        g = f["model_weights/conv1/conv1"]
+        del g["kernel"]
+        g.create_dataset("kernel", shape=(3, 3, 3, 1 << 40), dtype="f4", chunks=(1, 1, 1, 16))
+    import_error(path, ["'conv1' has 1099511627776 filters", "more than any MobileNet"])
+
+
 def test_wrong_shapes_in_keras_archive(built, tmp_path):
     _, paths = built["top025"]
 

@@ -573,6 +573,15 @@ def test_not_a_state_dict(tmp_path, state_025):
     assert "empty" in import_error(path)
 
 
+def test_zero_size_stem_declaring_huge_width(tmp_path, state_025):
+    """A zero-size tensor may declare any other dimension: 2**40 output channels is refused as such, not
+    as an alpha out of range (found by fuzz/run.py)."""
+    state = dict(state_025)
+    state["conv_stem.weight"] = torch.zeros((1 << 40, 3, 3, 0))
+    msg = import_error(save(state, tmp_path / "zero.safetensors", "safetensors"))
+    assert "'conv_stem.weight' has 1099511627776 output channels" in msg
+
+
 def test_bad_dtype_and_values(tmp_path, state_025):
     state = dict(state_025)
     state["blocks.1.0.conv_dw.weight"] = state["blocks.1.0.conv_dw.weight"].to(torch.int8)

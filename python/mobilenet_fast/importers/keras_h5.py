@@ -90,7 +90,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
 
@@ -719,12 +719,14 @@ def _infer_alpha(r: _Reader, stem_c: int, pw_out: List[int]) -> float:
     """Width multiplier reproducing the observed channel counts (stem C0 / 32, else last C / 1024)."""
     from_stem = stem_c / STEM_CHANNELS
     from_last = pw_out[-1] / BLOCK_CONFIG[-1][0]
+    if from_stem > MAX_ALPHA:  # a declared shape (HDF5 datasets may declare sizes without data)
+        raise r.error(f"layer 'conv1' has {stem_c} filters, more than any MobileNet (alpha at most {MAX_ALPHA:g})")
     for alpha in (from_stem, from_last):
-        if alpha > 0:
+        if 0 < alpha <= MAX_ALPHA:
             arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
             if arch.stem_channels == stem_c and arch.block_channels == pw_out:
                 return alpha
-    if from_last > 0:
+    if 0 < from_last <= MAX_ALPHA:
         arch = MobileNetV1(from_last, DEFAULT_RESOLUTION, 0)
         if arch.block_channels == pw_out:
             raise r.error(f"layer 'conv1' has {stem_c} filters, expected {arch.stem_channels} for a MobileNet with "

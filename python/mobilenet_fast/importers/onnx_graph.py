@@ -88,7 +88,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, file_sha256
 
@@ -883,7 +883,7 @@ def _infer_alpha(g: _Graph, found: _Found, meta_alpha: Optional[float]) -> float
                    (last_c / BLOCK_CONFIG[-1][0], f"from the {last_c} output channels of the last block")]
     best = None
     for alpha, why in candidates:
-        if alpha <= 0:
+        if not 0 < alpha <= MAX_ALPHA:  # a zero-size initializer may declare any other dimension
             continue
         problems = _shape_problems(convs, alpha, found.hw)
         if not problems:
@@ -894,7 +894,8 @@ def _infer_alpha(g: _Graph, found: _Found, meta_alpha: Optional[float]) -> float
         if best is None or len(problems) < len(best[2]):
             best = (alpha, why, problems)
     if best is None:
-        raise g.error(f"the stem Conv {g.desc(convs[0].node)} has no output channels")
+        raise g.error(f"the stem Conv {g.desc(convs[0].node)} has {stem_c} output channels and the last block "
+                      f"{last_c}: no MobileNetV1 width multiplier (0 < alpha <= {MAX_ALPHA:g}) gives them")
     alpha, why, problems = best
     c, t_name, role, got, want = problems[0]
     raise g.error(f"initializer {t_name!r} ({role} of {g.desc(c.node)}, {c.name}) has shape {list(got)}, expected "

@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
 
@@ -223,12 +223,15 @@ def _infer_alpha(g: _Graph, prefix: str, stem_name: str, stem_c: int, pw_out: Li
     """Width multiplier reproducing the observed channel counts (stem C0 / 32, else last C / 1024)."""
     from_stem = stem_c / STEM_CHANNELS
     from_last = pw_out[-1] / BLOCK_CONFIG[-1][0]
+    if from_stem > MAX_ALPHA:
+        raise g.error(f"node {stem_name!r} has {stem_c} output channels, more than any MobileNetV1 (alpha at "
+                      f"most {MAX_ALPHA:g})")
     for alpha in (from_stem, from_last):
-        if alpha > 0:
+        if 0 < alpha <= MAX_ALPHA:
             arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
             if arch.stem_channels == stem_c and arch.block_channels == pw_out:
                 return alpha
-    if from_last > 0:
+    if 0 < from_last <= MAX_ALPHA:
         arch = MobileNetV1(from_last, DEFAULT_RESOLUTION, 0)
         if arch.block_channels == pw_out:  # only the stem is off
             raise g.error(f"node {stem_name!r} has shape [3, 3, 3, {stem_c}], expected [3, 3, 3, "

@@ -67,7 +67,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 
-from ..architecture import ACTIVATIONS, BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import ACTIVATIONS, BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, expected_shapes, file_sha256
 
@@ -566,10 +566,13 @@ def _infer_alpha(entries: Mapping[str, _Entry], where: str) -> float:
         raise ImportFormatError(f"{where}: tensor {bad!r} has shape {list(entries[bad].shape)}; expected a 4-D "
                                 "OIHW convolution weight")
     stem_c = int(stem[0])
+    if stem_c / STEM_CHANNELS > MAX_ALPHA:  # a zero-size tensor may declare any other dimension
+        raise ImportFormatError(f"{where}: tensor 'conv_stem.weight' has {stem_c} output channels (shape "
+                                f"{list(stem)}), more than any MobileNetV1 (alpha at most {MAX_ALPHA:g})")
     outs = [int(s[0]) for _, s in pws]
     observed = [stem_c] + outs
     for alpha in (stem_c / STEM_CHANNELS, outs[-1] / BLOCK_CONFIG[-1][0]):
-        if alpha > 0:
+        if 0 < alpha <= MAX_ALPHA:
             arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
             if [arch.stem_channels] + arch.block_channels == observed:
                 return alpha
@@ -585,7 +588,7 @@ def _infer_alpha(entries: Mapping[str, _Entry], where: str) -> float:
             f"while mobilenet-fast builds int({base[i]} * {multiplier:g}) = {int(base[i] * multiplier)} channels; only "
             "multipliers where every c * alpha is a multiple of 8 (0.25, 0.5, 0.75, 1.0, 1.25, ...) can be imported")
     from_last = outs[-1] / BLOCK_CONFIG[-1][0]
-    if from_last > 0 and MobileNetV1(from_last, DEFAULT_RESOLUTION, 0).block_channels == outs:
+    if 0 < from_last <= MAX_ALPHA and MobileNetV1(from_last, DEFAULT_RESOLUTION, 0).block_channels == outs:
         alpha, note = from_last, f"from the {outs[-1]} channels of the last block"  # only the stem is off
     else:
         alpha, note = stem_c / STEM_CHANNELS, f"from the {stem_c} channels of conv_stem"
