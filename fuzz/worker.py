@@ -13,8 +13,10 @@ The oracle, per input:
 * ``ok``: the importer returned a :class:`WeightSet` that validates (names, shapes, float32,
   finite values, a config that survives ``to_metadata``/``from_metadata``);
 * ``refused``: it raised a :class:`MobileNetFastError` (or ``FileNotFoundError``);
-* anything else is a finding: another exception type (``exception``), a refusal whose message
-  says an allocation failed (``alloc``: the file made us try to allocate what it declared), a
+* anything else is a finding: another exception type (``exception``), one of ours that is not
+  about files (``error-type``: an :class:`InputError` is about arguments, and we pass none), a
+  refusal whose message says an allocation failed (``alloc``: the file made us try to allocate
+  what it declared), a
   returned WeightSet that does not validate (``invalid``), a file descriptor left open
   (``fd-leak``), or a peak resident size more than ``--rss-limit-mb`` above the worker's baseline
   (``memory``). Crashes and hangs are detected by the parent.
@@ -90,6 +92,15 @@ WARNINGS_AS_ERRORS = False
 SELFTEST = False
 
 
+def _file_errors() -> Tuple[type, ...]:
+    from mobilenet_fast.errors import ImportFormatError, MissingDependencyError, WeightFileError
+
+    return (ImportFormatError, WeightFileError, MissingDependencyError, FileNotFoundError)
+
+
+FILE_ERRORS = _file_errors()
+
+
 def _selftest_load(index: int) -> Any:
     """``--selftest``: misbehave on purpose, by input index, to check that the parent sees it."""
     import signal
@@ -133,6 +144,8 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
             out.update(status="refused", etype=type(e).__name__, msg=msg)
             if _ALLOC_RE.search(msg):
                 out.update(status="finding", kind="alloc", where=_where(e.__traceback__))
+            elif not isinstance(e, FILE_ERRORS):  # e.g. an InputError: that is about arguments, not files
+                out.update(status="finding", kind="error-type", where=_where(e.__traceback__))
         except BaseException as e:  # noqa: B902 - everything else is a finding
             if isinstance(e, KeyboardInterrupt):
                 raise
