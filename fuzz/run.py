@@ -451,7 +451,7 @@ def report(args: argparse.Namespace, formats: List[str], active: List[str], skip
         print(f"{f:8s} {st.inputs:8d} {st.ok:8d} {st.refused:8d} {st.findings:9d} {st.ms / max(st.inputs, 1):9.1f}")
         out["formats"][f] = {"inputs": st.inputs, "loaded": st.ok, "refused": st.refused, "findings": st.findings,
                              "by_variant": {v: dict(c) for v, c in st.by_variant.items()},
-                             "refused_by_type": dict(st.etypes), "top_refusals": st.messages.most_common(12),
+                             "refused_by_type": dict(st.etypes), "refusals": dict(st.messages.most_common()),
                              "warnings": dict(st.warnings)}
     for s in skipped:
         print(f"  skipped {s}")
