@@ -30,7 +30,8 @@
 #                        the full suite, about 2 min of tests on 2 cores)
 #   MBF_SAN_VALGRIND=0   skip step 2
 #   MBF_SAN_BUILD, MBF_VALGRIND_BUILD   build directories (default build/asan, build/ctest);
-#                        e.g. CXX=clang++ MBF_SAN_BUILD=build/asan-clang for a Clang run
+#                        e.g. CXX=clang++ MBF_SAN_BUILD=build/asan-clang MBF_SAN_VALGRIND=0 for a
+#                        Clang run (Debian: apt-get install clang libclang-rt-14-dev)
 #   MBF_VALGRIND_BUILD_TYPE             CMAKE_BUILD_TYPE of the valgrind build (default Release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
