@@ -82,15 +82,14 @@ _nonnegative_int = _int_at_least(0, "an integer >= 0")
 
 def _rgb(text: str) -> Tuple[float, float, float]:
     """An argparse type: three finite numbers "R,G,B" (one number means all three)."""
+    from .errors import InputError
+    from .weights import check_rgb
+
+    parts = text.split(",")
     try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected R,G,B numbers, got {text!r}") from None
-    if len(vals) == 1:
-        vals *= 3
-    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
-    return (vals[0], vals[1], vals[2])
+        return check_rgb(parts * 3 if len(parts) == 1 else parts, "the value")
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}") from None
 
 
 def _positive_float(text: str) -> float:

@@ -174,10 +174,12 @@ class Model:
     # ----------------------------------------------------------------------------------- info
     @property
     def num_classes(self) -> int:
+        """Number of classes (0 for a feature extractor)."""
         return self.config.num_classes
 
     @property
     def labels(self) -> List[str]:
+        """Class names, one per class (``class_<i>`` where the weights carry none)."""
         return [self.config.label(i) for i in range(self.num_classes)]
 
     @property
@@ -186,6 +188,7 @@ class Model:
         return self.config.resolution
 
     def architecture(self, resolution: Optional[Tuple[int, int]] = None) -> MobileNetV1:
+        """The layer list (shapes, pads, parameters, multiply-adds) at ``resolution`` (default: the weights')."""
         return self.config.architecture(resolution)
 
     @property

@@ -571,11 +571,11 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
 
     activations = set()
     for name in relus:
-        layer = layers.get(name)
-        if layer is None:
+        relu_layer = layers.get(name)
+        if relu_layer is None:
             raise r.error(f"the model has no activation layer {name!r}; not a keras.applications.MobileNet")
-        c = layer["config"]
-        if layer["class_name"] == "ReLU":
+        c = relu_layer["config"]
+        if relu_layer["class_name"] == "ReLU":
             if c.get("negative_slope", 0.0) not in (0, 0.0, None) or c.get("threshold", 0.0) not in (0, 0.0, None):
                 raise r.error(f"layer {name!r} is a leaky or thresholded ReLU; expected ReLU6")
             mv = c.get("max_value")
@@ -586,10 +586,10 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
             else:
                 raise r.error(f"layer {name!r} clips at max_value={mv}; only ReLU6 (6.0) and plain ReLU "
                               "(no max_value) are supported")
-        elif layer["class_name"] == "Activation" and c.get("activation") in ("relu6", "relu"):
+        elif relu_layer["class_name"] == "Activation" and c.get("activation") in ("relu6", "relu"):
             activations.add(str(c.get("activation")))
         else:
-            raise r.error(f"layer {name!r} is a {layer['class_name']} ({c.get('activation', '')}), expected ReLU(6)")
+            raise r.error(f"layer {name!r} is a {relu_layer['class_name']} ({c.get('activation', '')}), expected ReLU(6)")
     if len(activations) > 1:
         raise r.error("the model mixes ReLU and ReLU6 activations; cannot represent the mix")
     activation = activations.pop()
@@ -898,8 +898,8 @@ def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], sour
     bn_epsilon = min(eps for _, _, _, eps in bns)
     for canonical, _, _, eps in bns:
         if eps != bn_epsilon:
-            v = tensors[f"{canonical}.bn.var"].astype(np.float64) + (eps - bn_epsilon)
-            tensors[f"{canonical}.bn.var"] = v.astype(np.float32)
+            var64 = tensors[f"{canonical}.bn.var"].astype(np.float64) + (eps - bn_epsilon)
+            tensors[f"{canonical}.bn.var"] = var64.astype(np.float32)
 
     if labels is not None:
         if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):

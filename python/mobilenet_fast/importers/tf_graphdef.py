@@ -334,6 +334,12 @@ def _find_resolution(g: _Graph, stem_conv: Any) -> Tuple[int, int]:
     return (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
 
 
+def _resolved_name(g: _Graph, name: str) -> str:
+    """Name of the node ``name`` resolves to through pass-through ops (``name`` itself if dangling)."""
+    node = g.resolve(name)
+    return str(node.name) if node is not None else name
+
+
 def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None,
                        source: Optional[str] = None) -> WeightSet:
     """Read a TF-slim MobileNetV1 frozen GraphDef ``.pb`` file into a :class:`WeightSet`.
@@ -444,11 +450,11 @@ def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None
 
     # -- configuration: padding, epsilon, resolution ---------------------------------------------
     consumers = _conv_consumers(g)
-    stem_convs = consumers.get(g.resolve(stem_name).name, [])
+    stem_convs = consumers.get(_resolved_name(g, stem_name), [])
     _check_conv(g, stem_name, stem_convs, 2)
     for i, (_, stride) in enumerate(BLOCK_CONFIG, start=1):
         dw_name = f"{prefix}Conv2d_{i}_depthwise/depthwise_weights"
-        _check_conv(g, dw_name, consumers.get(g.resolve(dw_name).name, []), stride)
+        _check_conv(g, dw_name, consumers.get(_resolved_name(g, dw_name), []), stride)
     bn_epsilon = _find_epsilon(g, [scope for _, scope, _ in layer_scopes])
     resolution = _find_resolution(g, stem_convs[0])
 

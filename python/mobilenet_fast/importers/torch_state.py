@@ -69,7 +69,7 @@ import numpy as np
 
 from ..architecture import ACTIVATIONS, BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
-from ..weights import FORMAT_NAME, ModelConfig, WeightSet, expected_shapes, file_sha256
+from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, expected_shapes, file_sha256
 
 __all__ = [
     "import_torch",
@@ -330,7 +330,8 @@ def _torch_entries(state: Mapping[str, Any], where: str) -> Dict[str, _Entry]:
             t = t.detach()
             if t.dtype != torch.float32:
                 t = t.to(torch.float32)  # float16/bfloat16/float64; other dtypes are refused earlier
-            return t.contiguous().numpy()
+            arr: np.ndarray = t.contiguous().numpy()
+            return arr
 
         entries[key] = _Entry(dtype, tuple(int(d) for d in value.shape), load)
     return entries
@@ -480,15 +481,7 @@ def _to_canonical(layout: str, arr: np.ndarray) -> np.ndarray:
 
 
 def _rgb(values: Any, what: str) -> Tuple[float, float, float]:
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise InputError(f"{what} must be 3 finite numbers (R, G, B), got {values!r}")
-    if what == "input_std" and 0.0 in out:
-        raise InputError(f"input_std must not contain 0, got {values!r}")
-    return out  # type: ignore[return-value]
+    return check_rgb(values, what)
 
 
 def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None] = None,
