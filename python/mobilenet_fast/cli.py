@@ -27,7 +27,6 @@ import csv
 import functools
 import io
 import json
-import math
 import os
 import sys
 import textwrap

@@ -85,9 +85,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
+from ._common import checked_labels, checked_path, infer_alpha
 
 __all__ = ["import_keras", "DEFAULT_BN_EPSILON", "DEFAULT_RESOLUTION", "INPUT_MEAN", "INPUT_STD"]
 
@@ -707,24 +708,14 @@ def _missing_hint(r: _Reader, name: str) -> str:
 
 def _infer_alpha(r: _Reader, stem_c: int, pw_out: List[int]) -> float:
     """Width multiplier reproducing the observed channel counts (stem C0 / 32, else last C / 1024)."""
-    from_stem = stem_c / STEM_CHANNELS
-    from_last = pw_out[-1] / BLOCK_CONFIG[-1][0]
-    for alpha in (from_stem, from_last):
-        if alpha > 0:
-            arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
-            if arch.stem_channels == stem_c and arch.block_channels == pw_out:
-                return alpha
-    if from_last > 0:
-        arch = MobileNetV1(from_last, DEFAULT_RESOLUTION, 0)
-        if arch.block_channels == pw_out:
-            raise r.error(f"layer 'conv1' has {stem_c} filters, expected {arch.stem_channels} for a MobileNet with "
-                          f"alpha={from_last:g} (from the {pw_out[-1]} filters of conv_pw_{_NUM_BLOCKS})")
-    arch = MobileNetV1(from_stem, DEFAULT_RESOLUTION, 0)
-    for i, (got, want) in enumerate(zip(pw_out, arch.block_channels), start=1):
-        if got != want:
-            raise r.error(f"layer 'conv_pw_{i}' has {got} filters (kernel [1, 1, Cin, {got}]), expected {want} for "
-                          f"a MobileNet with alpha={from_stem:g} (from the {stem_c} filters of conv1)")
-    raise r.error("channel counts do not match any MobileNet width multiplier")  # pragma: no cover
+    m = infer_alpha(stem_c, pw_out)
+    if isinstance(m, float):
+        return m
+    if m.layer == 0:
+        raise r.error(f"layer 'conv1' has {stem_c} filters, expected {m.want} for a MobileNet with "
+                      f"alpha={m.alpha:g} (from the {pw_out[-1]} filters of conv_pw_{_NUM_BLOCKS})")
+    raise r.error(f"layer 'conv_pw_{m.layer}' has {m.got} filters (kernel [1, 1, Cin, {m.got}]), expected {m.want} "
+                  f"for a MobileNet with alpha={m.alpha:g} (from the {stem_c} filters of conv1)")
 
 
 def _bn_options(r: _Reader, name: str) -> Tuple[bool, bool, float]:
@@ -763,13 +754,8 @@ def import_keras(path: PathLike, *, labels: Optional[Sequence[str]] = None,
     :class:`InputError` if ``labels`` does not have one entry per class.
     """
     h5py = _load_h5py()
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"Keras model file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not a Keras model file (SavedModel directories are not "
-                                "supported; save the model as .keras or .h5)")
+    p, where = checked_path(path, "Keras model file", "SavedModel directories are not supported; save the "
+                                                      "model as .keras or .h5")
     opened: List[Any] = []
     try:
         reader = _open_container(p, where, h5py, opened)
@@ -901,12 +887,7 @@ def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], sour
             var64 = tensors[f"{canonical}.bn.var"].astype(np.float64) + (eps - bn_epsilon)
             tensors[f"{canonical}.bn.var"] = var64.astype(np.float32)
 
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+    labels = checked_labels(labels, num_classes, where)
     if source is None:
         version = f", Keras {r.keras_version}" if r.keras_version else ""
         source = (f"{r.kind} {where} (sha256 {file_sha256(p)}{version}), keras.applications.MobileNet layers, "

@@ -91,6 +91,7 @@ import numpy as np
 from ..architecture import BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, file_sha256
+from ._common import checked_labels, checked_path
 
 __all__ = ["import_onnx", "DEFAULT_RESOLUTION", "IMAGENET_MEAN", "IMAGENET_STD", "TF_MEAN", "TF_STD"]
 
@@ -1005,12 +1006,7 @@ def import_onnx(path: PathLike, *, labels: Optional[Sequence[str]] = None,
     :class:`InputError` if ``labels`` does not have one entry per class.
     """
     onnx = _import_onnx()
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"ONNX model file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not an ONNX model file")
+    p, where = checked_path(path, "ONNX model file")
     if os.path.getsize(p) == 0:
         raise ImportFormatError(f"{where}: file is empty, not an ONNX model")
     try:
@@ -1097,11 +1093,7 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
         if meta.activation != activation:
             raise g.error(f"metadata_props say activation={meta.activation!r} but the graph applies {activation!r}")
     if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+        labels = checked_labels(labels, num_classes, where)
     elif meta is not None:
         labels = meta.labels
     if source is None:

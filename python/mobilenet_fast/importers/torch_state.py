@@ -70,6 +70,7 @@ import numpy as np
 from ..architecture import ACTIVATIONS, BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, expected_shapes, file_sha256
+from ._common import checked_labels, checked_path
 
 __all__ = [
     "import_torch",
@@ -504,13 +505,8 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
     :class:`MissingDependencyError` for a pickle when PyTorch is not installed, and
     :class:`InputError` for bad arguments.
     """
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"PyTorch weight file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not a state dict file (for a Hugging Face model folder, "
-                                "pass its model.safetensors or pytorch_model.bin)")
+    p, where = checked_path(path, "PyTorch weight file", "for a Hugging Face model folder, pass its "
+                                                         "model.safetensors or pytorch_model.bin")
     if padding not in PADDING_CONVENTIONS:
         raise InputError(f"padding must be one of {PADDING_CONVENTIONS}, got {padding!r}")
     if activation not in ACTIVATIONS:
@@ -575,12 +571,7 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
 
     mean = _rgb(INPUT_MEAN if input_mean is None else input_mean, "input_mean")
     std = _rgb(INPUT_STD if input_std is None else input_std, "input_std")
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+    labels = checked_labels(labels, num_classes, where)
     if source is None:
         extra = "".join(f", {n}" for n in notes)
         source = (f"timm mobilenetv1 state dict {where} ({kind}{extra}, sha256 {file_sha256(p)}), "
