@@ -444,6 +444,38 @@ def test_garbage_bytes(tmp_path, name, data):
     import_error(path)
 
 
+def test_deeply_nested_config_json(tmp_path):
+    """config.json of 100000 nested lists overflows Python's JSON parser (found by fuzz/run.py)."""
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "[" * 100000 + "]" * 100000)
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
+    import_error(path, ["config.json is not valid JSON", "recursion"])
+
+
+def set_zip_method(data, name, method):
+    """``data`` (a zip archive) with the compression method of member ``name`` changed in the central directory."""
+    data = bytearray(data)
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46:entry + 46 + len(name)] != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 10:entry + 12] = method.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("member", ["config.json", "model.weights.h5"])
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_member_claiming_another_compression(tmp_path, member, method):
+    """zlib.error / lzma.LZMAError from decompressing stored bytes (found by fuzz/run.py)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": []}}) + " " * 500)
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    path = tmp_path / "method.keras"
+    path.write_bytes(set_zip_method(buf.getvalue(), member, method))
+    import_error(path, [member, "cannot be read from the archive"])
+
+
 def test_corrupted_keras_archive(built, tmp_path):
     """A changed byte inside model.weights.h5 is caught by the zip's CRC before HDF5 sees it."""
     _, paths = built["top025"]
@@ -523,6 +555,18 @@ def test_wrong_kernel_shape_in_h5(built, tmp_path, layer, shape):
         del g["kernel"]
         g.create_dataset("kernel", data=np.zeros(shape, np.float32))
     import_error(path, [f"'{layer}'", "shape"])
+
+
+def test_declared_huge_stem_without_data(built, tmp_path):
+    """An HDF5 dataset may declare any shape without storing data: 2**40 filters is refused as such,
+    not as an alpha out of range (found by fuzz/run.py)."""
+    _, paths = built["top025"]
+    path = copy(paths[".h5"], tmp_path / "huge.h5")
+    with h5py.File(path, "r+") as f:
+        g = f["model_weights/conv1/conv1"]
+        del g["kernel"]
+        g.create_dataset("kernel", shape=(3, 3, 3, 1 << 40), dtype="f4", chunks=(1, 1, 1, 16))
+    import_error(path, ["'conv1' has 1099511627776 filters", "more than any MobileNet"])
 
 
 def test_wrong_shapes_in_keras_archive(built, tmp_path):
@@ -617,3 +661,60 @@ def test_missing_h5py_is_a_clear_error(tmp_path, monkeypatch):
     path.write_bytes(b"\x00")
     with pytest.raises(MissingDependencyError, match=r"mobilenet-fast\[keras\]"):
         import_keras(path)
+
+
+# -- libhdf5 crashes and hangs: the file is parsed in a forked child --------------------------------
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="files are read in-process without os.fork")
+
+
+@needs_fork
+@pytest.mark.parametrize("sig", ["SIGSEGV", "SIGABRT", "SIGBUS"])
+def test_hdf5_crash_is_an_import_error(tmp_path, monkeypatch, sig):
+    """libhdf5 segfaults on some damaged legacy .h5 files (fuzz/run.py finds ~1 in 5,000 while reading
+    their attributes): the forked child dies, the caller gets an ImportFormatError. The child here
+    inherits a reader that dies the same way."""
+    import signal
+
+    from mobilenet_fast.importers import keras_h5
+
+    path = tmp_path / "crash.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(600))
+    monkeypatch.setattr(keras_h5, "_open_container", lambda *a: os.kill(os.getpid(), getattr(signal, sig)))
+    import_error(path, ["crashed the HDF5 library", sig])
+
+
+@needs_fork
+def test_hdf5_hang_times_out(tmp_path, monkeypatch):
+    """libhdf5 loops on other damaged files: the child is killed after HDF5_TIMEOUT seconds."""
+    import time
+
+    from mobilenet_fast.importers import keras_h5
+
+    path = tmp_path / "hang.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(600))
+    monkeypatch.setattr(keras_h5, "HDF5_TIMEOUT", 1.0)
+    monkeypatch.setattr(keras_h5, "_open_container", lambda *a: time.sleep(60))
+    t0 = time.monotonic()
+    import_error(path, ["did not finish reading the file within 1 s"])
+    assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_same_result_in_a_child_and_in_process(built, tmp_path, monkeypatch, isolate):
+    """The result (and an error) crosses from the child unchanged; without isolation nothing differs."""
+    from mobilenet_fast.importers import keras_h5
+
+    monkeypatch.setattr(keras_h5, "ISOLATE_HDF5", isolate)
+    model, paths = built["top025"]
+    ws = import_keras(paths[".h5"], labels=[f"c{i}" for i in range(7)])
+    assert_tensors(ws, expected_tensors(model))
+    assert ws.config.labels == tuple(f"c{i}" for i in range(7))
+    with pytest.raises(InputError, match="2 labels given"):
+        import_keras(paths[".h5"], labels=["a", "b"])
+    import_error(copy_truncated(paths[".weights.h5"], tmp_path / "cut.weights.h5"), "cut.weights.h5")
+
+
+def copy_truncated(src, dst):
+    dst.write_bytes(src.read_bytes()[:5000])
+    return dst

@@ -747,6 +747,30 @@ def test_metadata_that_contradicts_the_graph(tmp_path, small):
     assert "format_version" in import_error(save(model, tmp_path, "v.onnx"))
 
 
+@pytest.mark.parametrize("metadata", [True, False])
+def test_zero_size_stem_declaring_huge_width(tmp_path, small, metadata):
+    """A zero-size initializer may declare any other dimension: refused as a wrong shape, not as an alpha
+    out of range (found by fuzz/run.py)."""
+    model = fresh(small)
+    if not metadata:
+        strip_metadata(model)
+    t = next(t for t in model.graph.initializer if t.name == "stem.conv.weight")
+    t.ClearField("raw_data")
+    t.dims[:] = [1 << 40, 0, 3, 3]
+    assert "1099511627776" in import_error(save(model, tmp_path))
+
+
+def test_metadata_epsilon_beyond_float32(tmp_path, small):
+    """A metadata bn_epsilon of 1e308 (found by fuzz/run.py) is not cast to float32 (an overflow warning,
+    an error under pytest's -W error); it does not match the graph's epsilon, which is used."""
+    model = fresh(small)
+    for p in model.metadata_props:
+        if p.key == "bn_epsilon":
+            p.value = "1e+308"
+    ws = import_onnx(save(model, tmp_path))
+    assert ws.config.bn_epsilon == pytest.approx(small[0].config.bn_epsilon, rel=1e-6)
+
+
 def test_missing_onnx_says_how_to_install(tmp_path, small, monkeypatch):
     path = tmp_path / "m.onnx"
     path.write_bytes(small[1])

@@ -9,8 +9,13 @@ checked tensor by tensor, written out independently of the importer.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import pickletools
+import struct
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -392,6 +397,79 @@ def test_truncated_legacy_pth(tmp_path, state_025):
     assert import_torch(tmp_path / "legacy.pth").config.alpha == 0.25  # the whole file is fine
 
 
+def legacy_with_int(data, value, after=None):
+    """A legacy torch.save file with one integer of its object pickle replaced by ``value``: the element
+    count of the first storage (``after=None``), else the ``after``-th integer following it (0: the
+    first tensor's storage offset, then its sizes, then its strides)."""
+    f = io.BytesIO(data)
+    for _ in range(3):  # magic number, protocol version, system info: plain values
+        pickle.load(f)
+    start = f.tell()
+    ints, persid = [], None
+    for op, arg, pos in pickletools.genops(io.BytesIO(data[start:])):
+        if op.name in ("BININT1", "BININT2", "BININT"):
+            ints.append((start + pos, 1 + {"BININT1": 1, "BININT2": 2, "BININT": 4}[op.name]))
+        if op.name == "BINPERSID" and persid is None:  # ('storage', type, key, 'cpu', numel, None)
+            persid = len(ints)
+    at, length = ints[persid - 1] if after is None else ints[persid + after]
+    return data[:at] + b"\x8a\x08" + value.to_bytes(8, "little", signed=True) + data[at + length:]
+
+
+@pytest.mark.parametrize("what, value, after, match", [
+    ("numel", 10 * 2 ** 30 // 4, None, "tensor data"),
+    ("numel", 2 ** 62, None, "tensor data"),
+    ("stride", 10 * 2 ** 30, 5, "stride [10737418240, 9, 3, 1] needs"),  # conv_stem [8, 3, 3, 3]: stride[0] 27
+    ("size", 2 ** 40, 1, "needs"),
+])
+def test_legacy_pth_declaring_a_huge_storage(tmp_path, state_025, what, value, after, match):
+    """torch.load allocates a legacy storage's declared size before reading it, and set_ grows it to what
+    a tensor's sizes and strides reach: refused first (found by fuzz/run.py, where they failed the
+    address-space limit)."""
+    torch.save(state_025, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    path = tmp_path / "huge.pth"
+    path.write_bytes(legacy_with_int((tmp_path / "legacy.pth").read_bytes(), value, after))
+    msg = import_error(path)
+    assert "huge.pth" in msg and match in msg, msg
+
+
+def test_zip_member_declaring_a_huge_size(tmp_path, model_025):
+    """torch.load allocates a zip record's declared size before reading it: refused first."""
+    data = bytearray(save(model_025, tmp_path / "full.pth", "pth").read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        name = next(i.filename for i in zf.infolist() if "/data/" in i.filename)
+    entry = bytes(data).index(b"PK\x01\x02")  # central directory entries: name at +46
+    while bytes(data[entry + 46:entry + 46 + len(name)]) != name.encode():
+        entry = bytes(data).index(b"PK\x01\x02", entry + 4)
+    data[entry + 24:entry + 28] = struct.pack("<I", 0xFFFFFFF0)  # uncompressed size
+    path = tmp_path / "bigrecord.pth"
+    path.write_bytes(bytes(data))
+    msg = import_error(path)
+    assert "bigrecord.pth" in msg and "declares" in msg
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_zip_member_claiming_another_compression(tmp_path, model_025, method):
+    """zlib.error / lzma.LZMAError while reading data.pkl for the size checks (the same damage that
+    made the Keras importer leak them, found by fuzz/run.py)."""
+    data = bytearray(save(model_025, tmp_path / "full.pth", "pth").read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        name = next(i.filename for i in zf.infolist() if i.filename.endswith("/data.pkl")).encode()
+    entry = data.index(b"PK\x01\x02")  # central directory entries: method at +10, name at +46
+    while data[entry + 46:entry + 46 + len(name)] != name:
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 10:entry + 12] = method.to_bytes(2, "little")
+    path = tmp_path / "method.pth"
+    path.write_bytes(bytes(data))
+    assert "method.pth" in import_error(path)
+
+
+@pytest.mark.parametrize("data", [b"\x80\x02K\x05.", b"\x80\x02\x8a\x0alK\x05.", pickle.dumps({"a": 1}, protocol=2)])
+def test_pickle_that_is_not_a_torch_save_file(tmp_path, data):
+    path = tmp_path / "plain.pth"
+    path.write_bytes(data)
+    assert "not a PyTorch checkpoint" in import_error(path)
+
+
 @pytest.mark.parametrize("cut", ["header", "data", "length"])
 def test_truncated_safetensors(tmp_path, model_025, cut):
     data = save(model_025, tmp_path / "full.safetensors", "safetensors").read_bytes()
@@ -403,6 +481,16 @@ def test_truncated_safetensors(tmp_path, model_025, cut):
     assert "cut.safetensors" in msg
     # Through the registry such a file may be taken for ours (unreadable metadata): still a clean error.
     with pytest.raises((ImportFormatError, WeightFileError)):
+        mobilenet_fast.load_weight_set(path)
+
+
+def test_deeply_nested_safetensors_header(tmp_path):
+    """A header of 100000 nested lists overflows Python's JSON parser (found by fuzz/run.py)."""
+    text = b"[" * 100000 + b"]" * 100000
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text)
+    assert "not valid JSON" in import_error(path)
+    with pytest.raises(WeightFileError):  # through the registry: taken for ours, refused by the loader
         mobilenet_fast.load_weight_set(path)
 
 
@@ -483,6 +571,15 @@ def test_not_a_state_dict(tmp_path, state_025):
     assert "'state_dict' is a list" in import_error(path)
     torch.save({}, path)
     assert "empty" in import_error(path)
+
+
+def test_zero_size_stem_declaring_huge_width(tmp_path, state_025):
+    """A zero-size tensor may declare any other dimension: 2**40 output channels is refused as such, not
+    as an alpha out of range (found by fuzz/run.py)."""
+    state = dict(state_025)
+    state["conv_stem.weight"] = torch.zeros((1 << 40, 3, 3, 0))
+    msg = import_error(save(state, tmp_path / "zero.safetensors", "safetensors"))
+    assert "'conv_stem.weight' has 1099511627776 output channels" in msg
 
 
 def test_bad_dtype_and_values(tmp_path, state_025):

@@ -360,6 +360,23 @@ def test_byte_length_mismatch_names_the_node(tmp_path, graph_pb2):
     assert name in msg and "bytes" in msg
 
 
+@pytest.mark.parametrize("dims", [[10 * 2 ** 30 // 4], [2 ** 63 - 1], [1 << 20, 1 << 20]])
+def test_huge_declared_const_is_refused_before_allocating(tmp_path, graph_pb2, dims):
+    """One float_val broadcast to a declared 10 GiB shape (found by fuzz/run.py): refused, not allocated."""
+    t = make_tf_tensors(seed=12)
+    g = graph_pb2.GraphDef()
+    g.ParseFromString(build_graph(graph_pb2, t))
+    name = f"{P}Conv2d_7_pointwise/BatchNorm/beta"
+    tensor = next(n for n in g.node if n.name == name).attr["value"].tensor
+    tensor.tensor_content = b""
+    tensor.float_val.append(1.0)
+    del tensor.tensor_shape.dim[:]
+    for d in dims:
+        tensor.tensor_shape.dim.add().size = d
+    msg = import_error(write(tmp_path, g.SerializeToString()))
+    assert name in msg and "declares" in msg
+
+
 def test_valid_padding_is_rejected(tmp_path, graph_pb2):
     t = make_tf_tensors(seed=12)
     msg = import_error(write(tmp_path, build_graph(graph_pb2, t, paddings={"Conv2d_4_depthwise": b"VALID"})))

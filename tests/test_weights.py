@@ -320,9 +320,14 @@ def test_non_json_value(ws, tmp_path, key):
     _meta_fails(ws, tmp_path, f"metadata key '{key}' is not valid JSON", **{key: "{not json"})
 
 
-@pytest.mark.parametrize("alpha", ["0", "-0.25", "0.0", '"0.25"', "true", "null"])
+@pytest.mark.parametrize("alpha", ["0", "-0.25", "0.0", '"0.25"', "true", "null", "1e308", "1e7"])
 def test_bad_alpha(ws, tmp_path, alpha):
     _meta_fails(ws, tmp_path, "metadata 'alpha' .* must be a number > 0", alpha=alpha)
+
+
+def test_deeply_nested_metadata_value(ws, tmp_path):
+    """100000 nested lists overflow Python's JSON parser (RecursionError; found by fuzz/run.py)."""
+    _meta_fails(ws, tmp_path, "metadata key 'padding' is not valid JSON", padding="[" * 100000 + "]" * 100000)
 
 
 @pytest.mark.parametrize("res", ["[64]", "[64, 64, 3]", "[16, 16]", "[64, 31]", "[64.0, 64.0]", '"64x64"',

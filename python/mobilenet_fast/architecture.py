@@ -20,6 +20,7 @@ __all__ = [
     "STEM_CHANNELS",
     "PADDING_CONVENTIONS",
     "ACTIVATIONS",
+    "MAX_ALPHA",
     "activation_clamp",
     "LayerSpec",
     "MobileNetV1",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Stem output channels at alpha = 1.
 STEM_CHANNELS = 32
+#: Largest width multiplier: every channel count (at most 1024 * alpha) must fit in 31 bits.
+MAX_ALPHA = float(1 << 20)
 #: (pointwise output channels at alpha = 1, depthwise stride) for the 13 separable blocks.
 BLOCK_CONFIG: Tuple[Tuple[int, int], ...] = (
     (64, 1),
@@ -172,6 +175,9 @@ class MobileNetV1:
             raise InputError(f"alpha must be a number, got {type(self.alpha).__name__}")
         if not math.isfinite(self.alpha) or self.alpha <= 0:
             raise InputError(f"alpha must be a finite number > 0, got {self.alpha}")
+        if self.alpha > MAX_ALPHA:
+            raise InputError(f"alpha must be at most {MAX_ALPHA:g} (channel counts must fit in 31 bits), "
+                             f"got {self.alpha:g}")
         h, w = self.input_hw
         if h < 32 or w < 32:
             raise InputError(f"input resolution must be at least 32x32, got {h}x{w}")

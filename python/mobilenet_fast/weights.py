@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .architecture import ACTIVATIONS, PADDING_CONVENTIONS, MobileNetV1
+from .architecture import ACTIVATIONS, MAX_ALPHA, PADDING_CONVENTIONS, MobileNetV1
 from .errors import InputError, WeightFileError
 
 __all__ = [
@@ -114,7 +114,7 @@ class ModelConfig:
                 raise WeightFileError(f"{where}: metadata key {key!r} is missing")
             try:
                 return json.loads(meta[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 raise WeightFileError(f"{where}: metadata key {key!r} is not valid JSON: {meta[key]!r}") from None
 
         version = get("format_version")
@@ -137,8 +137,8 @@ def _checked_config(cfg: Dict[str, Any], where: str) -> ModelConfig:
     def is_num(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    if not is_num(cfg["alpha"]) or cfg["alpha"] <= 0:
-        raise bad("alpha", "must be a number > 0")
+    if not is_num(cfg["alpha"]) or not 0 < cfg["alpha"] <= MAX_ALPHA:
+        raise bad("alpha", f"must be a number > 0 and <= {MAX_ALPHA:g}")
     res = cfg["resolution"]
     if isinstance(res, int) and not isinstance(res, bool):
         res = [res, res]

@@ -68,7 +68,7 @@ def _safetensors_is_ours(path: str) -> bool:
             if n > 100 << 20:
                 return True
             header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         return True
     if not isinstance(header, dict):
         return True

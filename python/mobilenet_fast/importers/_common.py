@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
-from ..architecture import BLOCK_CONFIG, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -43,7 +43,9 @@ class WidthMismatch:
     """The first layer whose channel count no width multiplier explains.
 
     ``layer`` is 0 for the stem and i (1-based) for block i's pointwise conv; ``alpha`` is the
-    multiplier read from ``basis`` (``"stem"``: C0 / 32, ``"last"``: the last block's C / 1024).
+    multiplier read from ``basis`` (``"stem"``: C0 / 32, ``"last"``: the last block's C / 1024;
+    ``"too_wide"``: the stem declares more channels than any multiplier up to ``MAX_ALPHA`` gives,
+    e.g. a shape declared without data).
     """
 
     layer: int
@@ -59,12 +61,14 @@ def infer_alpha(stem_channels: int, block_channels: Sequence[int]) -> Union[floa
     pw_out: List[int] = [int(c) for c in block_channels]
     from_stem = stem_channels / STEM_CHANNELS
     from_last = pw_out[-1] / BLOCK_CONFIG[-1][0] if pw_out else 0.0
+    if from_stem > MAX_ALPHA:
+        return WidthMismatch(0, stem_channels, 0, from_stem, "too_wide")
     for alpha in (from_stem, from_last):
-        if alpha > 0:
+        if 0 < alpha <= MAX_ALPHA:
             arch = MobileNetV1(alpha, _ANY_RESOLUTION, 0)
             if arch.stem_channels == stem_channels and arch.block_channels == pw_out:
                 return alpha
-    if from_last > 0:
+    if 0 < from_last <= MAX_ALPHA:
         arch = MobileNetV1(from_last, _ANY_RESOLUTION, 0)
         if arch.block_channels == pw_out:  # only the stem is off
             return WidthMismatch(0, stem_channels, arch.stem_channels, from_last, "last")

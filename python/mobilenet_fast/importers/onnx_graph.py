@@ -88,7 +88,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, file_sha256
 from ._common import checked_labels, checked_path
@@ -887,7 +887,7 @@ def _infer_alpha(g: _Graph, found: _Found, meta_alpha: Optional[float]) -> float
                    (last_c / BLOCK_CONFIG[-1][0], f"from the {last_c} output channels of the last block")]
     best = None
     for alpha, why in candidates:
-        if alpha <= 0:
+        if not 0 < alpha <= MAX_ALPHA:  # a zero-size initializer may declare any other dimension
             continue
         problems = _shape_problems(convs, alpha, found.hw)
         if not problems:
@@ -898,7 +898,8 @@ def _infer_alpha(g: _Graph, found: _Found, meta_alpha: Optional[float]) -> float
         if best is None or len(problems) < len(best[2]):
             best = (alpha, why, problems)
     if best is None:
-        raise g.error(f"the stem Conv {g.desc(convs[0].node)} has no output channels")
+        raise g.error(f"the stem Conv {g.desc(convs[0].node)} has {stem_c} output channels and the last block "
+                      f"{last_c}: no MobileNetV1 width multiplier (0 < alpha <= {MAX_ALPHA:g}) gives them")
     alpha, why, problems = best
     c, t_name, role, got, want = problems[0]
     raise g.error(f"initializer {t_name!r} ({role} of {g.desc(c.node)}, {c.name}) has shape {list(got)}, expected "
@@ -954,8 +955,8 @@ def _choose_epsilon(g: _Graph, found: _Found, meta_eps: Optional[float]) -> Opti
     value = eps[0][1]
     if not np.isfinite(value) or value < 0:
         raise g.error(f"{g.desc(eps[0][0])} has an invalid epsilon {float(value)!r}")
-    if meta_eps is not None and np.float32(meta_eps) == value:
-        return meta_eps
+    if meta_eps is not None and abs(meta_eps) <= float(np.finfo(np.float32).max) and np.float32(meta_eps) == value:
+        return meta_eps  # (an out-of-range value would overflow the cast, with a RuntimeWarning)
     # the attribute is a float32; report its shortest decimal (1e-05, not 9.999999747378752e-06)
     return float(str(value))
 

@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
 from ._common import checked_labels, checked_path, infer_alpha
@@ -64,6 +64,10 @@ INPUT_MEAN = (127.5, 127.5, 127.5)
 INPUT_STD = (127.5, 127.5, 127.5)
 
 _DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+#: Most elements a Const may declare. ``float_val`` broadcasting lets a few bytes declare any size,
+#: so the size is checked before anything is allocated: 2**26 float32 (256 MiB) is far above any
+#: MobileNetV1 tensor (the classifier of alpha 2.0 over 21k classes has 45M).
+_MAX_ELEMENTS = 1 << 26
 _STEM = "Conv2d_0"
 _LOGITS = "Logits/Conv2d_1c_1x1"
 _NUM_BLOCKS = len(BLOCK_CONFIG)
@@ -154,6 +158,9 @@ class _Graph:
         if any(s < 0 for s in shape):
             raise self.error(f"node {name!r} has an unknown dimension in its shape {list(shape)}")
         n = math.prod(shape)
+        if n > _MAX_ELEMENTS:
+            raise self.error(f"node {name!r} declares a tensor of shape {list(shape)} ({n:,} elements), larger "
+                             f"than any MobileNetV1 tensor (at most {_MAX_ELEMENTS:,} are accepted)")
         if t.tensor_content:
             nbytes = len(t.tensor_content)
             if nbytes != 4 * n:
@@ -218,6 +225,9 @@ def _infer_alpha(g: _Graph, prefix: str, stem_name: str, stem_c: int, pw_out: Li
     m = infer_alpha(stem_c, pw_out)
     if isinstance(m, float):
         return m
+    if m.basis == "too_wide":
+        raise g.error(f"node {stem_name!r} has {stem_c} output channels, more than any MobileNetV1 (alpha at "
+                      f"most {MAX_ALPHA:g})")
     if m.layer == 0:
         raise g.error(f"node {stem_name!r} has shape [3, 3, 3, {stem_c}], expected [3, 3, 3, {m.want}] for a "
                       f"MobileNetV1 with alpha={m.alpha:g} (from the {pw_out[-1]} output channels of the last block)")

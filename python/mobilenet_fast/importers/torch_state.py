@@ -67,7 +67,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 
-from ..architecture import ACTIVATIONS, BLOCK_CONFIG, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
+from ..architecture import ACTIVATIONS, BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, expected_shapes, file_sha256
 from ._common import checked_labels, checked_path
@@ -201,7 +201,7 @@ def _read_safetensors(p: str, where: str, size: int) -> Tuple[Dict[str, _Entry],
         raw_header = f.read(n)
     try:
         header = json.loads(raw_header)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ImportFormatError(f"{where}: safetensors header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
         raise ImportFormatError(f"{where}: safetensors header is not a JSON object")
@@ -286,11 +286,172 @@ def _weights_only_refusal(message: str) -> Optional[str]:
     return None
 
 
-def _read_pickle(p: str, where: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; every failure becomes an :class:`ImportFormatError`."""
+#: ``torch.save``'s legacy (pre-1.6, ``_use_new_zipfile_serialization=False``) files start with this
+#: number, pickled, then the protocol version, system info, the object and its storage keys.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_ZIP_SIGNATURE = b"PK\x03\x04"
+#: Bytes per element of the legacy storage classes (``torch.FloatStorage``...); unknown ones count 16.
+_STORAGE_ITEMSIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
+                     "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16, "Untyped": 1}
+#: A zip member may inflate to at most this many times its stored size (float weights compress far less).
+_MAX_COMPRESSION = 1000
+
+
+class _ScanStub:
+    """Stands for any object while scanning a pickle: accepts every call, item, append and state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _ScanStorage(_ScanStub):
+    """A storage as the scanned pickle declares it: key and element count."""
+
+    def __init__(self, key: str, numel: int) -> None:
+        self.key, self.numel = key, numel
+
+
+def _check_view(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _ScanStub:
+    """Scan-time ``torch._utils._rebuild_tensor(_v2)``: the tensor must lie inside its storage (else
+    ``set_`` grows a legacy file's storage to whatever the sizes and strides reach)."""
+    if isinstance(storage, _ScanStorage):
+        ints = [offset, *size, *stride] if isinstance(size, tuple) and isinstance(stride, tuple) else [None]
+        if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints)
+                or len(size) != len(stride)):
+            raise ValueError(f"tensor of storage {storage.key!r} has offset {offset!r}, size {size!r}, "
+                             f"stride {stride!r}")
+        if all(n > 0 for n in size):
+            needed = offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1
+            if needed > storage.numel:
+                raise ValueError(f"a tensor with size {list(size)} and stride {list(stride)} needs {needed:,} "
+                                 f"elements of storage {storage.key!r}, which holds {storage.numel:,}")
+    return _ScanStub()
+
+
+def _scan_pickles(data: bytes, count: int) -> Tuple[Dict[str, int], List[Any], int]:
+    """Read ``count`` pickles from ``data`` without importing or executing anything.
+
+    Every global is an inert stub class (except that ``torch._utils._rebuild_tensor(_v2)`` checks its
+    tensor against its storage); persistent ids ``("storage", type, key, location, numel, ...)`` are
+    recorded. Returns storage key -> bytes declared, the unpickled values (stubs inside) and where
+    the data after them starts. Raises ValueError (or the unpickler's errors) for damaged pickles.
+    The pure-Python unpickler is used on purpose: its memo is a dict, while the C one allocates an
+    array as long as the largest memo index a file names.
+    """
+    import io
+    import pickle
+
+    storages: Dict[str, int] = {}
+
+    class Scanner(pickle._Unpickler):  # type: ignore[name-defined, misc, unused-ignore]
+        def find_class(self, module: str, name: str) -> Any:
+            if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+                return _check_view
+            return type(name, (_ScanStub,), {"torch_name": f"{module}.{name}"})
+
+        def persistent_load(self, pid: Any) -> Any:
+            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")):
+                return _ScanStub()
+            kind, key, numel = pid[1], str(pid[2]), pid[4]
+            if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
+                raise ValueError(f"storage {key!r} declares {numel!r} elements")
+            name = str(getattr(kind, "torch_name", "")).rsplit(".", 1)[-1]
+            itemsize = _STORAGE_ITEMSIZE.get(name[: -len("Storage")] if name.endswith("Storage") else name, 16)
+            storages[key] = max(storages.get(key, 0), numel * itemsize)
+            return _ScanStorage(key, numel)
+
+    f = io.BytesIO(data)  # from memory: a declared string length can only be as long as the file
+    values = [Scanner(f).load() for _ in range(count)]
+    return storages, values, f.tell()
+
+
+def _check_container(p: str, where: str, size: int) -> None:
+    """Refuse a ``torch.save`` file that would make ``torch.load`` allocate more than the file holds.
+
+    ``torch.load`` allocates a zip record's declared size before reading it, each storage of a
+    legacy file with the element count its pickle declares before reading the data, and grows a
+    legacy storage to whatever a tensor's sizes and strides reach; a damaged or crafted file can
+    declare gigabytes in a few bytes. So the declarations are checked first, without unpickling
+    anything real (:func:`_scan_pickles`): every zip member must fit in the archive (and inflate at
+    most 1000-fold); a legacy file's storages must fit in the bytes after its pickles; every tensor
+    must lie inside its storage.
+    """
+    import tarfile
+    import zipfile
+
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == _ZIP_SIGNATURE:
+        try:
+            with zipfile.ZipFile(p) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    if (info.compress_size > size
+                            or info.file_size > _MAX_COMPRESSION * info.compress_size + (1 << 20)
+                            or (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size)):
+                        raise ImportFormatError(f"{where}: archive member {info.filename!r} declares {info.file_size} "
+                                                f"bytes ({info.compress_size} stored) in a {size}-byte file; the file "
+                                                "is corrupt")
+                pkl = [i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+                data = zf.read(pkl[0]) if len(pkl) == 1 else None
+        except Exception as e:  # noqa: BLE001 - BadZipFile, zlib.error, lzma.LZMAError, EOFError...: all damage
+            if isinstance(e, ImportFormatError):
+                raise
+            raise ImportFormatError(f"{where}: not a readable torch.save zip archive; the file is truncated or "
+                                    f"corrupt ({type(e).__name__}: {e})") from None
+        if data is None:
+            return  # torch.load explains what is missing
+        count = 1
+    else:
+        with open(p, "rb") as f:
+            data = f.read()
+        count = 5  # magic number, protocol version, system info, the object, its storage keys
+    try:
+        storages, values, start = _scan_pickles(data, count)
+        if count == 5 and values[0] != _LEGACY_MAGIC:
+            raise ValueError("no torch.save magic number at the start")
+    except Exception as e:  # noqa: BLE001 - any failure of the scan: not a torch.save file we can read
+        detail = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        if count == 1:
+            raise ImportFormatError(f"{where}: not a valid PyTorch checkpoint; the archive's data.pkl is damaged "
+                                    f"({detail})") from None
+        raise ImportFormatError(f"{where}: not a PyTorch checkpoint; neither a torch.save zip archive nor a "
+                                f"readable legacy torch.save pickle ({detail})") from None
+    if count == 1:
+        return  # torch checks every record's size against its declared element count before using it
+    declared = sum(storages.values())
+    if declared > size - start:
+        raise ImportFormatError(f"{where}: the pickle declares {declared:,} bytes of tensor data in "
+                                f"{len(storages)} storage(s) but only {size - start:,} bytes follow it; the file "
+                                "is truncated or corrupt")
+    try:
+        is_tar = tarfile.is_tarfile(p)
+    except (OSError, ValueError, EOFError):
+        is_tar = False
+    if is_tar:  # torch.load would try its pre-0.4 tar reader first
+        raise ImportFormatError(f"{where}: also parses as a tar archive (PyTorch's pre-0.4 format), which is "
+                                "not supported")
+
+
+def _read_pickle(p: str, where: str, size: int) -> Any:
+    """``torch.load`` with ``weights_only=True`` (after :func:`_check_container`); every failure becomes
+    an :class:`ImportFormatError`."""
     torch = _load_torch()
     import pickle
 
+    _check_container(p, where, size)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -305,8 +466,7 @@ def _read_pickle(p: str, where: str) -> Any:
         detail = " ".join(detail.split())[:200]
         raise ImportFormatError(f"{where}: not a PyTorch checkpoint; torch.load(weights_only=True) could not "
                                 f"unpickle it ({detail or type(e).__name__})") from None
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-            MemoryError, UnicodeDecodeError) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load raises all sorts (AssertionError, struct.error...) on damage
         detail = " ".join(str(e).split())[:200]
         raise ImportFormatError(f"{where}: not a valid PyTorch checkpoint; the file is truncated or corrupt "
                                 f"({type(e).__name__}: {detail or 'unexpected end of file'})") from None
@@ -408,10 +568,13 @@ def _infer_alpha(entries: Mapping[str, _Entry], where: str) -> float:
         raise ImportFormatError(f"{where}: tensor {bad!r} has shape {list(entries[bad].shape)}; expected a 4-D "
                                 "OIHW convolution weight")
     stem_c = int(stem[0])
+    if stem_c / STEM_CHANNELS > MAX_ALPHA:  # a zero-size tensor may declare any other dimension
+        raise ImportFormatError(f"{where}: tensor 'conv_stem.weight' has {stem_c} output channels (shape "
+                                f"{list(stem)}), more than any MobileNetV1 (alpha at most {MAX_ALPHA:g})")
     outs = [int(s[0]) for _, s in pws]
     observed = [stem_c] + outs
     for alpha in (stem_c / STEM_CHANNELS, outs[-1] / BLOCK_CONFIG[-1][0]):
-        if alpha > 0:
+        if 0 < alpha <= MAX_ALPHA:
             arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
             if [arch.stem_channels] + arch.block_channels == observed:
                 return alpha
@@ -427,7 +590,7 @@ def _infer_alpha(entries: Mapping[str, _Entry], where: str) -> float:
             f"while mobilenet-fast builds int({base[i]} * {multiplier:g}) = {int(base[i] * multiplier)} channels; only "
             "multipliers where every c * alpha is a multiple of 8 (0.25, 0.5, 0.75, 1.0, 1.25, ...) can be imported")
     from_last = outs[-1] / BLOCK_CONFIG[-1][0]
-    if from_last > 0 and MobileNetV1(from_last, DEFAULT_RESOLUTION, 0).block_channels == outs:
+    if 0 < from_last <= MAX_ALPHA and MobileNetV1(from_last, DEFAULT_RESOLUTION, 0).block_channels == outs:
         alpha, note = from_last, f"from the {outs[-1]} channels of the last block"  # only the stem is off
     else:
         alpha, note = stem_c / STEM_CHANNELS, f"from the {stem_c} channels of conv_stem"
@@ -543,7 +706,7 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
                                     "mobilenet_fast.load_weights (or load_weight_set), not the torch importer")
         kind = "safetensors"
     else:
-        state, wrapper = _unwrap(_read_pickle(p, where), where, use_ema)
+        state, wrapper = _unwrap(_read_pickle(p, where, size), where, use_ema)
         if wrapper is not None:
             notes.append(f"checkpoint key {wrapper!r}")
         entries = _torch_entries(state, where)
