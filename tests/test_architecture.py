@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mobilenet_fast import cli
-from mobilenet_fast.architecture import BLOCK_CONFIG, MobileNetV1, activation_clamp, conv_output_and_pads
+from mobilenet_fast.architecture import MobileNetV1, activation_clamp, conv_output_and_pads
 from mobilenet_fast.errors import InputError
 
 # Howard et al. 2017, "MobileNets", Table 6 (width multiplier) and Table 7 (resolution):

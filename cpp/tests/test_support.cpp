@@ -11,6 +11,17 @@
 
 #include "mobilenet_fast/dispatch.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define MBF_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MBF_TEST_ASAN 1
+#endif
+#endif
+#if defined(MBF_TEST_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace mbf_test {
 
 bool quick_mode() {
@@ -54,7 +65,26 @@ float Buffer::sentinel() {
   return f;
 }
 
-Buffer::Buffer(std::size_t n) : store_(n + 2 * kGuard, sentinel()), n_(n) {}
+Buffer::Buffer(std::size_t n) : store_(n + 2 * kGuard, sentinel()), n_(n) { poison_guards(true); }
+
+Buffer::~Buffer() { poison_guards(false); }
+
+void Buffer::poison_guards(bool poison) const {
+#if defined(MBF_TEST_ASAN)
+  const float* lead = store_.data();
+  const float* tail = store_.data() + kGuard + n_;
+  const std::size_t bytes = kGuard * sizeof(float);
+  if (poison) {
+    ASAN_POISON_MEMORY_REGION(lead, bytes);
+    ASAN_POISON_MEMORY_REGION(tail, bytes);
+  } else {
+    ASAN_UNPOISON_MEMORY_REGION(lead, bytes);
+    ASAN_UNPOISON_MEMORY_REGION(tail, bytes);
+  }
+#else
+  (void)poison;
+#endif
+}
 
 Buffer::Buffer(const std::vector<float>& values) : Buffer(values.size()) {
   std::copy(values.begin(), values.end(), data());
@@ -65,9 +95,12 @@ void Buffer::fill_sentinel() { std::fill(data(), data() + n_, sentinel()); }
 bool Buffer::is_sentinel(std::size_t i) const { return same_bits(data()[i], sentinel()); }
 
 bool Buffer::guards_intact() const {
-  for (std::size_t i = 0; i < kGuard; ++i)
-    if (!same_bits(store_[i], sentinel()) || !same_bits(store_[kGuard + n_ + i], sentinel())) return false;
-  return true;
+  poison_guards(false);
+  bool intact = true;
+  for (std::size_t i = 0; i < kGuard && intact; ++i)
+    intact = same_bits(store_[i], sentinel()) && same_bits(store_[kGuard + n_ + i], sentinel());
+  poison_guards(true);
+  return intact;
 }
 
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }

@@ -62,10 +62,17 @@ inline float he_bound(int fan_in, double gain = 2.0) {
 // hold a NaN with a recognisable payload, so a kernel that reads outside its operands produces
 // NaN (or a clamp of it) in the result and one that writes outside its range is caught by a bit
 // comparison. data() starts at an odd float offset: kernels must not assume any alignment.
+// Under AddressSanitizer (MBF_SANITIZE) the guard zones are also poisoned, so any access to them,
+// even a load whose lanes never reach the result, stops the test with a report. (ASan tracks
+// 8-byte granules and can only poison a granule's tail: with the odd offset, the one float right
+// before data() stays addressable; the sentinel still covers it.)
 class Buffer {
  public:
   explicit Buffer(std::size_t n);
   Buffer(const std::vector<float>& values);  // NOLINT: copies values into a guarded buffer
+  ~Buffer();
+  Buffer(const Buffer&) = delete;  // a copy would read the poisoned guards
+  Buffer& operator=(const Buffer&) = delete;
   float* data() { return store_.data() + kGuard; }
   const float* data() const { return store_.data() + kGuard; }
   std::size_t size() const { return n_; }
@@ -78,6 +85,8 @@ class Buffer {
   static float sentinel();
 
  private:
+  void poison_guards(bool poison) const;
+
   static constexpr std::size_t kGuard = 37;
   std::vector<float> store_;
   std::size_t n_;

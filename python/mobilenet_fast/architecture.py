@@ -203,6 +203,7 @@ class MobileNetV1:
 
     @property
     def stem_channels(self) -> int:
+        """Output channels of the stem conv (32 * alpha)."""
         return _scaled(STEM_CHANNELS, self.alpha)
 
     @property
@@ -253,10 +254,12 @@ class MobileNetV1:
 
     @property
     def total_params(self) -> int:
+        """Parameters of the whole network (weights plus the per-channel biases BatchNorm folds into)."""
         return sum(layer.params for layer in self.layers)
 
     @property
     def total_macs(self) -> int:
+        """Multiply-adds for one image."""
         return sum(layer.macs for layer in self.layers)
 
     @property

@@ -27,13 +27,15 @@ import csv
 import functools
 import io
 import json
-import math
 import os
 import sys
 import textwrap
 import time
 import warnings
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from .runner import Model
 
 __all__ = ["main", "build_parser", "find_images", "IMAGE_EXTENSIONS"]
 
@@ -48,7 +50,7 @@ _DEFAULT_CLASSIFY_BATCH = 16
 
 # --------------------------------------------------------------------------- argument types
 
-def _resolution(text: str) -> tuple:
+def _resolution(text: str) -> Tuple[int, int]:
     try:
         if "x" in text.lower():
             h, w = text.lower().split("x")
@@ -79,15 +81,14 @@ _nonnegative_int = _int_at_least(0, "an integer >= 0")
 
 def _rgb(text: str) -> Tuple[float, float, float]:
     """An argparse type: three finite numbers "R,G,B" (one number means all three)."""
+    from .errors import InputError
+    from .weights import check_rgb
+
+    parts = text.split(",")
     try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected R,G,B numbers, got {text!r}") from None
-    if len(vals) == 1:
-        vals *= 3
-    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
-    return (vals[0], vals[1], vals[2])
+        return check_rgb(parts * 3 if len(parts) == 1 else parts, "the value")
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}") from None
 
 
 def _positive_float(text: str) -> float:
@@ -411,7 +412,7 @@ def _progress_bar(total: int, desc: str, enabled: bool, unit: str = "run") -> An
     if not enabled:
         return _NoBar()
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return _Bar(total, desc, unit)
     return _TqdmBar(tqdm, total, desc, unit)
@@ -618,7 +619,7 @@ def _classify_images(args: argparse.Namespace, model: Any, images: List[str],
 
 
 def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None,
-          labels: Optional[str] = None):  # type: ignore[no-untyped-def]
+          labels: Optional[str] = None) -> "Model":
     from . import load
 
     return load(weights, isa=isa, threads=threads, labels=labels)
@@ -635,7 +636,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         cfg = load_weight_set(args.weights).config
         alpha, res, classes, padding = cfg.alpha, cfg.resolution, cfg.num_classes, cfg.padding
     arch = MobileNetV1(args.alpha if args.alpha is not None else alpha,
-                       args.resolution if args.resolution is not None else tuple(res),
+                       args.resolution if args.resolution is not None else (int(res[0]), int(res[1])),
                        args.classes if args.classes is not None else classes,
                        args.padding or padding)
     cpu = cpu_info()

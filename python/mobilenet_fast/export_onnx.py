@@ -125,7 +125,8 @@ def to_onnx_model(weights: WeightSet, *, resolution: Optional[Union[int, Tuple[i
             bn = [t[f"{prefix}.bn.{f}"] for f in ("gamma", "beta", "mean", "var")]
             bias: Optional[np.ndarray] = None
             if fold_bn:
-                weight, bias = fold_batchnorm(weight, *bn, eps=cfg.bn_epsilon)
+                gamma, beta, mean, var = bn
+                weight, bias = fold_batchnorm(weight, gamma, beta, mean, var, eps=cfg.bn_epsilon)
             # canonical layout -> OIHW
             if layer.kind == "conv3x3":
                 oihw = weight.transpose(3, 2, 0, 1)  # HWIO -> OIHW

@@ -265,11 +265,11 @@ def preprocess(
     top, left = (rh - h) // 2, (rw - w) // 2
     pil = Image.fromarray(rgb)
     if rh * rw <= _FULL_RESIZE_PIXELS:
-        crop = np.asarray(pil.resize((rw, rh), Image.BILINEAR))[top:top + h, left:left + w]
+        crop = np.asarray(pil.resize((rw, rh), Image.Resampling.BILINEAR))[top:top + h, left:left + w]
     else:
         sx, sy = iw / rw, ih / rh
         box = (left * sx, top * sy, min(iw, (left + w) * sx), min(ih, (top + h) * sy))
-        crop = np.asarray(pil.resize((w, h), Image.BILINEAR, box=box))
+        crop = np.asarray(pil.resize((w, h), Image.Resampling.BILINEAR, box=box))
     m32 = m.astype(np.float32).reshape(1, 1, 3)
     s32 = s.astype(np.float32).reshape(1, 1, 3)
     return np.ascontiguousarray(((crop.astype(np.float32) - m32) / s32)[None], dtype=np.float32)

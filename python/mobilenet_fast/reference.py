@@ -128,12 +128,13 @@ def _apply_clamp(y: np.ndarray, clamp: Clamp) -> np.ndarray:
     if clamp is None:
         return y
     try:
-        lo, hi = (float(v) for v in clamp)  # type: ignore[misc]
+        lo, hi = (float(v) for v in clamp)
     except (TypeError, ValueError):
         raise InputError(f"clamp must be (min, max) or None, got {clamp!r}") from None
     if not lo <= hi:  # also refuses NaN
         raise InputError(f"clamp must be (min, max) with min <= max, got {clamp!r}")
-    return np.clip(y, lo, hi)
+    out: np.ndarray = np.clip(y, lo, hi)
+    return out
 
 
 def _padded_taps(x: np.ndarray, stride: int, pads: Pads) -> Iterator[Tuple[int, int, np.ndarray]]:
@@ -228,7 +229,8 @@ def global_avg_pool(x: np.ndarray) -> np.ndarray:
     x = _as_f64("x", x, 4)
     if x.shape[1] == 0 or x.shape[2] == 0:
         raise InputError(f"cannot pool an empty feature map of shape {list(x.shape)}")
-    return x.mean(axis=(1, 2))
+    pooled: np.ndarray = x.mean(axis=(1, 2))
+    return pooled
 
 
 def dense(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
@@ -239,7 +241,7 @@ def dense(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None) -> np
         raise InputError(f"w must be [K={x.shape[1]}, M], got {list(w.shape)}")
     b = _check_bias(bias, w.shape[1])
     _check_values("the output", (x.shape[0], w.shape[1]))
-    y = x @ w
+    y: np.ndarray = x @ w
     return y if b is None else y + b
 
 
@@ -252,7 +254,8 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
         raise InputError(f"cannot take a softmax over an empty axis (x has shape {list(x.shape)})")
     z = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    p: np.ndarray = e / np.sum(e, axis=axis, keepdims=True)
+    return p
 
 
 def _bn_params(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -275,7 +278,8 @@ def batchnorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarr
     if x.ndim < 1 or x.shape[-1] != g.shape[0]:
         raise InputError(f"BatchNorm has {g.shape[0]} channels but x {list(x.shape)} has "
                          f"{x.shape[-1] if x.ndim else 0} (last axis)")
-    return (x.astype(np.float64) - m) / np.sqrt(v + float(eps)) * g + b
+    y: np.ndarray = (x.astype(np.float64) - m) / np.sqrt(v + float(eps)) * g + b
+    return y
 
 
 def fold_batchnorm(weight: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
@@ -345,7 +349,8 @@ def _run(weights: WeightSet, x: np.ndarray, upto_pool: bool) -> Iterator[Tuple[L
                 x = dwconv3x3(x, w, None, layer.stride, layer.pads)
             else:
                 x = pwconv(x, w)
-            x = batchnorm(x, *bn, eps=cfg.bn_epsilon)
+            gamma, beta, mean, var = bn
+            x = batchnorm(x, gamma, beta, mean, var, eps=cfg.bn_epsilon)
             if layer.relu6:
                 x = _apply_clamp(x, activation_clamp(cfg.activation))
             assert x.shape[1:] == (layer.out_h, layer.out_w, layer.out_channels), (layer, x.shape)

@@ -42,7 +42,7 @@ class Prediction(NamedTuple):
     """One class of a top-k result."""
 
     label: str
-    index: int
+    index: int  # type: ignore[assignment]  # the class index; shadows tuple.index() on purpose
     probability: float
 
 
@@ -67,7 +67,8 @@ def folded_tensors(weights: WeightSet) -> Dict[str, Folded]:
             continue
         prefix = layer.name
         w = t["stem.conv.weight"] if layer.kind == "conv3x3" else t[f"{prefix}.weight"]
-        out[prefix] = fold_batchnorm(w, *(t[f"{prefix}.bn.{f}"] for f in ("gamma", "beta", "mean", "var")), eps)
+        gamma, beta, mean, var = (t[f"{prefix}.bn.{f}"] for f in ("gamma", "beta", "mean", "var"))
+        out[prefix] = fold_batchnorm(w, gamma, beta, mean, var, eps)
     return out
 
 
@@ -166,17 +167,19 @@ class Model:
         self._threads = default_threads() if threads is None else _check_threads(threads)
         self._folded = folded_tensors(weights)
         self._feature_channels = self.config.architecture().feature_channels
-        self._plans: "OrderedDict[Tuple[int, int], Any]" = OrderedDict()
+        self._plans: "OrderedDict[Tuple[int, int], _core.Plan]" = OrderedDict()
         self._lock = threading.Lock()
         _live_models.add(self)
 
     # ----------------------------------------------------------------------------------- info
     @property
     def num_classes(self) -> int:
+        """Number of classes (0 for a feature extractor)."""
         return self.config.num_classes
 
     @property
     def labels(self) -> List[str]:
+        """Class names, one per class (``class_<i>`` where the weights carry none)."""
         return [self.config.label(i) for i in range(self.num_classes)]
 
     @property
@@ -185,6 +188,7 @@ class Model:
         return self.config.resolution
 
     def architecture(self, resolution: Optional[Tuple[int, int]] = None) -> MobileNetV1:
+        """The layer list (shapes, pads, parameters, multiply-adds) at ``resolution`` (default: the weights')."""
         return self.config.architecture(resolution)
 
     @property
@@ -209,7 +213,7 @@ class Model:
                 f"threads={self._threads}{where})")
 
     # ------------------------------------------------------------------------------- planning
-    def plan(self, height: int, width: int) -> Any:
+    def plan(self, height: int, width: int) -> "_core.Plan":
         """The C++ Plan for [N, height, width, 3] inputs (built once, then cached).
 
         ``height`` and ``width`` are ints in 32..16384; a size whose activations would need a
@@ -228,7 +232,7 @@ class Model:
                 self._plans.move_to_end(key)
             return p
 
-    def _build_plan(self, height: int, width: int) -> Any:
+    def _build_plan(self, height: int, width: int) -> "_core.Plan":
         arch = self.config.architecture((height, width))  # validates the size (>= 32)
         f = self._folded
         stem = arch.layer("stem")
@@ -285,7 +289,8 @@ class Model:
             raise InputError("this model has no classifier (num_classes = 0); use features()")
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
-        return self.plan(x.shape[1], x.shape[2]).run(x, check_finite=True)
+        logits: np.ndarray = self.plan(x.shape[1], x.shape[2]).run(x, check_finite=True)
+        return logits
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """float32 NHWC [N, H, W, 3] (normalised) -> class probabilities [N, num_classes].
@@ -305,7 +310,8 @@ class Model:
         x = self._check_batch(batch)
         if x.shape[0] == 0:
             return np.zeros((0, self._feature_channels), np.float32)
-        return self.plan(x.shape[1], x.shape[2]).features(x, check_finite=True)
+        feats: np.ndarray = self.plan(x.shape[1], x.shape[2]).features(x, check_finite=True)
+        return feats
 
     def preprocess(self, image: ImageLike, resolution: Optional[Union[int, Tuple[int, int]]] = None) -> np.ndarray:
         """Decode and normalise one image as this model's weights expect -> [1, H, W, 3].

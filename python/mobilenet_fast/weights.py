@@ -45,6 +45,7 @@ __all__ = [
     "load_weights",
     "file_sha256",
     "read_labels",
+    "check_rgb",
 ]
 
 FORMAT_NAME = "mobilenet-fast"
@@ -79,6 +80,7 @@ class ModelConfig:
         return f"class_{index}"
 
     def to_metadata(self) -> Dict[str, str]:
+        """The safetensors ``__metadata__`` for this config (values JSON-encoded, ``format`` and ``source`` plain)."""
         meta: Dict[str, Any] = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -268,6 +270,20 @@ def _canonical_header(blob: bytes) -> bytes:
     text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def check_rgb(values: Any, what: str) -> Tuple[float, float, float]:
+    """``values`` as three finite floats (R, G, B), else :class:`InputError` naming ``what``;
+    ``what == "input_std"`` also refuses a 0."""
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) for v in out):
+        raise InputError(f"{what} must be 3 finite numbers (R, G, B), got {values!r}")
+    if what == "input_std" and 0.0 in out:
+        raise InputError(f"input_std must not contain 0, got {values!r}")
+    return (out[0], out[1], out[2])
 
 
 def read_labels(path: PathLike) -> List[str]:

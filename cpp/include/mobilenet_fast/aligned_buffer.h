@@ -38,9 +38,10 @@ class AlignedBuffer {
     data_ = nullptr;
     size_ = 0;
     if (count == 0) return;
-    const std::size_t bytes = (count * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+    // Exactly count floats (posix_memalign takes any size): no slack past the end, so that
+    // AddressSanitizer and valgrind see a kernel that reads or writes beyond the buffer.
     void* p = nullptr;
-    if (posix_memalign(&p, kAlignment, bytes) != 0) throw std::bad_alloc();
+    if (posix_memalign(&p, kAlignment, count * sizeof(float)) != 0) throw std::bad_alloc();
     data_ = static_cast<float*>(p);
     size_ = count;
     for (std::size_t i = 0; i < count; ++i) data_[i] = 0.0f;

@@ -90,9 +90,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, MAX_ALPHA, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
+from ._common import checked_labels, checked_path, infer_alpha
 
 __all__ = ["import_keras", "DEFAULT_BN_EPSILON", "DEFAULT_RESOLUTION", "INPUT_MEAN", "INPUT_STD", "ISOLATE_HDF5",
            "HDF5_TIMEOUT"]
@@ -581,11 +582,11 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
 
     activations = set()
     for name in relus:
-        layer = layers.get(name)
-        if layer is None:
+        relu_layer = layers.get(name)
+        if relu_layer is None:
             raise r.error(f"the model has no activation layer {name!r}; not a keras.applications.MobileNet")
-        c = layer["config"]
-        if layer["class_name"] == "ReLU":
+        c = relu_layer["config"]
+        if relu_layer["class_name"] == "ReLU":
             if c.get("negative_slope", 0.0) not in (0, 0.0, None) or c.get("threshold", 0.0) not in (0, 0.0, None):
                 raise r.error(f"layer {name!r} is a leaky or thresholded ReLU; expected ReLU6")
             mv = c.get("max_value")
@@ -596,10 +597,10 @@ def _check_architecture(r: _Reader) -> Tuple[str, str, Tuple[int, int], bool]:
             else:
                 raise r.error(f"layer {name!r} clips at max_value={mv}; only ReLU6 (6.0) and plain ReLU "
                               "(no max_value) are supported")
-        elif layer["class_name"] == "Activation" and c.get("activation") in ("relu6", "relu"):
+        elif relu_layer["class_name"] == "Activation" and c.get("activation") in ("relu6", "relu"):
             activations.add(str(c.get("activation")))
         else:
-            raise r.error(f"layer {name!r} is a {layer['class_name']} ({c.get('activation', '')}), expected ReLU(6)")
+            raise r.error(f"layer {name!r} is a {relu_layer['class_name']} ({c.get('activation', '')}), expected ReLU(6)")
     if len(activations) > 1:
         raise r.error("the model mixes ReLU and ReLU6 activations; cannot represent the mix")
     activation = activations.pop()
@@ -717,26 +718,16 @@ def _missing_hint(r: _Reader, name: str) -> str:
 
 def _infer_alpha(r: _Reader, stem_c: int, pw_out: List[int]) -> float:
     """Width multiplier reproducing the observed channel counts (stem C0 / 32, else last C / 1024)."""
-    from_stem = stem_c / STEM_CHANNELS
-    from_last = pw_out[-1] / BLOCK_CONFIG[-1][0]
-    if from_stem > MAX_ALPHA:  # a declared shape (HDF5 datasets may declare sizes without data)
+    m = infer_alpha(stem_c, pw_out)
+    if isinstance(m, float):
+        return m
+    if m.basis == "too_wide":
         raise r.error(f"layer 'conv1' has {stem_c} filters, more than any MobileNet (alpha at most {MAX_ALPHA:g})")
-    for alpha in (from_stem, from_last):
-        if 0 < alpha <= MAX_ALPHA:
-            arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
-            if arch.stem_channels == stem_c and arch.block_channels == pw_out:
-                return alpha
-    if 0 < from_last <= MAX_ALPHA:
-        arch = MobileNetV1(from_last, DEFAULT_RESOLUTION, 0)
-        if arch.block_channels == pw_out:
-            raise r.error(f"layer 'conv1' has {stem_c} filters, expected {arch.stem_channels} for a MobileNet with "
-                          f"alpha={from_last:g} (from the {pw_out[-1]} filters of conv_pw_{_NUM_BLOCKS})")
-    arch = MobileNetV1(from_stem, DEFAULT_RESOLUTION, 0)
-    for i, (got, want) in enumerate(zip(pw_out, arch.block_channels), start=1):
-        if got != want:
-            raise r.error(f"layer 'conv_pw_{i}' has {got} filters (kernel [1, 1, Cin, {got}]), expected {want} for "
-                          f"a MobileNet with alpha={from_stem:g} (from the {stem_c} filters of conv1)")
-    raise r.error("channel counts do not match any MobileNet width multiplier")  # pragma: no cover
+    if m.layer == 0:
+        raise r.error(f"layer 'conv1' has {stem_c} filters, expected {m.want} for a MobileNet with "
+                      f"alpha={m.alpha:g} (from the {pw_out[-1]} filters of conv_pw_{_NUM_BLOCKS})")
+    raise r.error(f"layer 'conv_pw_{m.layer}' has {m.got} filters (kernel [1, 1, Cin, {m.got}]), expected {m.want} "
+                  f"for a MobileNet with alpha={m.alpha:g} (from the {stem_c} filters of conv1)")
 
 
 def _bn_options(r: _Reader, name: str) -> Tuple[bool, bool, float]:
@@ -779,13 +770,8 @@ def import_keras(path: PathLike, *, labels: Optional[Sequence[str]] = None,
     :class:`InputError` if ``labels`` does not have one entry per class.
     """
     h5py = _load_h5py()
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"Keras model file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not a Keras model file (SavedModel directories are not "
-                                "supported; save the model as .keras or .h5)")
+    p, where = checked_path(path, "Keras model file", "SavedModel directories are not supported; save the "
+                                                      "model as .keras or .h5")
     if ISOLATE_HDF5 and hasattr(os, "fork"):
         return _import_in_child(p, where, h5py, labels, source)
     return _import(p, where, h5py, labels, source)
@@ -1005,15 +991,10 @@ def _build(r: _Reader, p: str, where: str, labels: Optional[Sequence[str]], sour
     bn_epsilon = min(eps for _, _, _, eps in bns)
     for canonical, _, _, eps in bns:
         if eps != bn_epsilon:
-            v = tensors[f"{canonical}.bn.var"].astype(np.float64) + (eps - bn_epsilon)
-            tensors[f"{canonical}.bn.var"] = v.astype(np.float32)
+            var64 = tensors[f"{canonical}.bn.var"].astype(np.float64) + (eps - bn_epsilon)
+            tensors[f"{canonical}.bn.var"] = var64.astype(np.float32)
 
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+    labels = checked_labels(labels, num_classes, where)
     if source is None:
         version = f", Keras {r.keras_version}" if r.keras_version else ""
         source = (f"{r.kind} {where} (sha256 {file_sha256(p)}{version}), keras.applications.MobileNet layers, "

@@ -90,7 +90,8 @@ import numpy as np
 
 from ..architecture import BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, MobileNetFastError, WeightFileError
-from ..weights import FORMAT_NAME, ModelConfig, WeightSet, file_sha256
+from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, file_sha256
+from ._common import checked_labels, checked_path
 
 __all__ = ["import_onnx", "DEFAULT_RESOLUTION", "IMAGENET_MEAN", "IMAGENET_STD", "TF_MEAN", "TF_STD"]
 
@@ -328,10 +329,10 @@ class _Graph:
                 shape = [x.shape[i] if v == 0 and i < x.ndim else v for i, v in enumerate(shape)]
             return x.reshape(shape)
         if op == "Expand" and len(ins) > 1 and ins[1] is not None:
-            shape = np.broadcast_shapes(x.shape, tuple(int(v) for v in ins[1].reshape(-1)))
-            if math.prod(shape) > _MAX_FOLD:
-                raise self.error(f"{self.desc(node)} expands a constant to shape {list(shape)}; too large")
-            return np.broadcast_to(x, shape).copy()
+            target = np.broadcast_shapes(x.shape, tuple(int(v) for v in ins[1].reshape(-1)))
+            if math.prod(target) > _MAX_FOLD:
+                raise self.error(f"{self.desc(node)} expands a constant to shape {list(target)}; too large")
+            return np.broadcast_to(x, target).copy()
         if op in ("Unsqueeze", "Squeeze"):
             axes = a.get("axes")
             if axes is None and len(ins) > 1 and ins[1] is not None:
@@ -347,9 +348,10 @@ class _Graph:
                 x = np.expand_dims(x, v)
             return x
         if op == "Concat":
-            if any(v is None for v in ins):
+            parts = [v for v in ins if v is not None]
+            if len(parts) != len(ins):
                 return None
-            return np.concatenate(ins, axis=int(a.get("axis", 0)))
+            return np.concatenate(parts, axis=int(a.get("axis", 0)))
         return None
 
     def tensor(self, name: str, node: Any, what: str) -> np.ndarray:
@@ -420,12 +422,14 @@ def _pad_node_amounts(g: _Graph, node: Any) -> Pads:
         pads = [int(v) for v in p.reshape(-1)]
         value = g.scalar(node.input[2], node, "constant_value") if len(node.input) > 2 and node.input[2] else 0.0
         if len(node.input) > 3 and node.input[3]:
-            axes = g.const(node.input[3])
-            if axes is None:
+            axes_arr = g.const(node.input[3])
+            if axes_arr is None:
                 raise g.error(f"{g.desc(node)} has no constant 'axes' input")
-            axes = [int(v) % 4 for v in axes.reshape(-1)]
+            axes = [int(v) % 4 for v in axes_arr.reshape(-1)]
             full = [0] * 8
             k = len(axes)
+            if len(pads) != 2 * k:
+                raise g.error(f"{g.desc(node)} has {len(pads)} pads for {k} axes; expected {2 * k}")
             for j, ax in enumerate(axes):
                 full[ax], full[ax + 4] = pads[j], pads[j + k]
             pads = full
@@ -450,12 +454,12 @@ def _conv_geometry(g: _Graph, node: Any, a: Dict[str, Any], kernel: int, stride:
     h = in_hw[0] + extra[0] + extra[2]
     w = in_hw[1] + extra[1] + extra[3]
     if auto in ("SAME_UPPER", "SAME_LOWER"):
-        own = []
+        own: List[Tuple[int, int]] = []
         for n in (h, w):
             out = -(-n // stride)
-            total = max((out - 1) * stride + kernel - n, 0)
-            small = total // 2
-            own.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+            need = max((out - 1) * stride + kernel - n, 0)
+            small = need // 2
+            own.append((small, need - small) if auto == "SAME_UPPER" else (need - small, small))
         pads = (own[0][0], own[1][0], own[0][1], own[1][1])
     elif auto == "VALID":
         pads = (0, 0, 0, 0)
@@ -817,7 +821,7 @@ def _read_classifier(g: _Graph, node: Any, a: Dict[str, Any], rank: int, found: 
     found.classifier_weight = np.ascontiguousarray(w, dtype=np.float32)
     found.classifier_bias_name = b_name
     found.classifier_bias = np.ascontiguousarray(b, dtype=np.float32)
-    return out
+    return str(out)
 
 
 def _walk(g: _Graph) -> _Found:
@@ -868,7 +872,7 @@ def _shape_problems(convs: List[_Conv], alpha: float, hw: Tuple[int, int]) -> Li
         for t_name, t, role in ([(c.bias_name, c.bias, "bias")] if c.bias is not None else []) + \
                 list(zip(c.bn_names, c.bn, ("BatchNorm scale", "BatchNorm B", "BatchNorm mean", "BatchNorm var"))):
             if tuple(t.shape) != (want[0],):
-                out.append((c, t_name, role, tuple(t.shape), (want[0],)))
+                out.append((c, t_name or "(no name)", role, tuple(t.shape), (want[0],)))
     return out
 
 
@@ -1003,12 +1007,7 @@ def import_onnx(path: PathLike, *, labels: Optional[Sequence[str]] = None,
     :class:`InputError` if ``labels`` does not have one entry per class.
     """
     onnx = _import_onnx()
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"ONNX model file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not an ONNX model file")
+    p, where = checked_path(path, "ONNX model file")
     if os.path.getsize(p) == 0:
         raise ImportFormatError(f"{where}: file is empty, not an ONNX model")
     try:
@@ -1029,15 +1028,7 @@ def import_onnx(path: PathLike, *, labels: Optional[Sequence[str]] = None,
 
 
 def _check_norm(values: Optional[Sequence[float]], what: str) -> Optional[Tuple[float, float, float]]:
-    if values is None:
-        return None
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise InputError(f"{what} must be 3 finite numbers (R, G, B), got {values!r}")
-    return out  # type: ignore[return-value]
+    return None if values is None else check_rgb(values, what)
 
 
 def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequence[str]],
@@ -1086,7 +1077,8 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
         if num_classes < 1:
             raise g.error(f"{g.desc(found.classifier_node)} has no output classes")
         tensors["classifier.weight"] = (found.classifier_weight_name, cw)
-        tensors["classifier.bias"] = (found.classifier_bias_name or "(no bias)", found.classifier_bias)
+        cb = found.classifier_bias if found.classifier_bias is not None else np.zeros(num_classes, np.float32)
+        tensors["classifier.bias"] = (found.classifier_bias_name or "(no bias)", cb)
     for canonical, (t_name, arr) in tensors.items():
         if not np.isfinite(arr).all():
             raise g.error(f"tensor {t_name!r} ({canonical}) contains NaN or Inf")
@@ -1102,11 +1094,7 @@ def _convert(onnx: Any, model: Any, p: str, where: str, labels: Optional[Sequenc
         if meta.activation != activation:
             raise g.error(f"metadata_props say activation={meta.activation!r} but the graph applies {activation!r}")
     if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+        labels = checked_labels(labels, num_classes, where)
     elif meta is not None:
         labels = meta.labels
     if source is None:

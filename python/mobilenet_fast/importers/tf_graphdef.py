@@ -44,9 +44,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..architecture import BLOCK_CONFIG, MAX_ALPHA, STEM_CHANNELS, MobileNetV1
+from ..architecture import BLOCK_CONFIG, MAX_ALPHA
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
 from ..weights import ModelConfig, WeightSet, file_sha256
+from ._common import checked_labels, checked_path, infer_alpha
 
 __all__ = ["import_tf_graphdef", "SCOPE", "DEFAULT_BN_EPSILON", "DEFAULT_RESOLUTION"]
 
@@ -221,29 +222,18 @@ def _check_block_count(g: _Graph, prefix: str) -> None:
 
 def _infer_alpha(g: _Graph, prefix: str, stem_name: str, stem_c: int, pw_out: List[int]) -> float:
     """Width multiplier reproducing the observed channel counts (stem C0 / 32, else last C / 1024)."""
-    from_stem = stem_c / STEM_CHANNELS
-    from_last = pw_out[-1] / BLOCK_CONFIG[-1][0]
-    if from_stem > MAX_ALPHA:
+    m = infer_alpha(stem_c, pw_out)
+    if isinstance(m, float):
+        return m
+    if m.basis == "too_wide":
         raise g.error(f"node {stem_name!r} has {stem_c} output channels, more than any MobileNetV1 (alpha at "
                       f"most {MAX_ALPHA:g})")
-    for alpha in (from_stem, from_last):
-        if 0 < alpha <= MAX_ALPHA:
-            arch = MobileNetV1(alpha, DEFAULT_RESOLUTION, 0)
-            if arch.stem_channels == stem_c and arch.block_channels == pw_out:
-                return alpha
-    if 0 < from_last <= MAX_ALPHA:
-        arch = MobileNetV1(from_last, DEFAULT_RESOLUTION, 0)
-        if arch.block_channels == pw_out:  # only the stem is off
-            raise g.error(f"node {stem_name!r} has shape [3, 3, 3, {stem_c}], expected [3, 3, 3, "
-                          f"{arch.stem_channels}] for a MobileNetV1 with alpha={from_last:g} (from the "
-                          f"{pw_out[-1]} output channels of the last block)")
-    arch = MobileNetV1(from_stem, DEFAULT_RESOLUTION, 0)
-    for i, (got, want) in enumerate(zip(pw_out, arch.block_channels), start=1):
-        if got != want:
-            raise g.error(f"node '{prefix}Conv2d_{i}_pointwise/weights' has {got} output channels (shape "
-                          f"[1, 1, Cin, {got}]), expected {want} for a MobileNetV1 with alpha={from_stem:g} "
-                          f"(from the {stem_c} output channels of {stem_name})")
-    raise g.error("channel counts do not match any MobileNetV1 width multiplier")  # pragma: no cover
+    if m.layer == 0:
+        raise g.error(f"node {stem_name!r} has shape [3, 3, 3, {stem_c}], expected [3, 3, 3, {m.want}] for a "
+                      f"MobileNetV1 with alpha={m.alpha:g} (from the {pw_out[-1]} output channels of the last block)")
+    raise g.error(f"node '{prefix}Conv2d_{m.layer}_pointwise/weights' has {m.got} output channels (shape "
+                  f"[1, 1, Cin, {m.got}]), expected {m.want} for a MobileNetV1 with alpha={m.alpha:g} "
+                  f"(from the {stem_c} output channels of {stem_name})")
 
 
 def _conv_consumers(g: _Graph) -> Dict[str, List[Any]]:
@@ -344,6 +334,12 @@ def _find_resolution(g: _Graph, stem_conv: Any) -> Tuple[int, int]:
     return (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
 
 
+def _resolved_name(g: _Graph, name: str) -> str:
+    """Name of the node ``name`` resolves to through pass-through ops (``name`` itself if dangling)."""
+    node = g.resolve(name)
+    return str(node.name) if node is not None else name
+
+
 def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None,
                        source: Optional[str] = None) -> WeightSet:
     """Read a TF-slim MobileNetV1 frozen GraphDef ``.pb`` file into a :class:`WeightSet`.
@@ -358,13 +354,8 @@ def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None
     have one entry per class.
     """
     graph_pb2, types_pb2, DecodeError = _load_protos()
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"TensorFlow graph file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not a frozen GraphDef .pb file (SavedModel directories "
-                                "are not supported; freeze the graph first)")
+    p, where = checked_path(path, "TensorFlow graph file", "SavedModel directories are not supported; freeze "
+                                                           "the graph first")
     try:
         with open(p, "rb") as f:
             data = f.read()
@@ -454,20 +445,15 @@ def import_tf_graphdef(path: PathLike, *, labels: Optional[Sequence[str]] = None
 
     # -- configuration: padding, epsilon, resolution ---------------------------------------------
     consumers = _conv_consumers(g)
-    stem_convs = consumers.get(g.resolve(stem_name).name, [])
+    stem_convs = consumers.get(_resolved_name(g, stem_name), [])
     _check_conv(g, stem_name, stem_convs, 2)
     for i, (_, stride) in enumerate(BLOCK_CONFIG, start=1):
         dw_name = f"{prefix}Conv2d_{i}_depthwise/depthwise_weights"
-        _check_conv(g, dw_name, consumers.get(g.resolve(dw_name).name, []), stride)
+        _check_conv(g, dw_name, consumers.get(_resolved_name(g, dw_name), []), stride)
     bn_epsilon = _find_epsilon(g, [scope for _, scope, _ in layer_scopes])
     resolution = _find_resolution(g, stem_convs[0])
 
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+    labels = checked_labels(labels, num_classes, where)
     if source is None:
         source = (f"TensorFlow frozen GraphDef {where} (sha256 {file_sha256(p)}), "
                   f"TF-slim {prefix}* nodes, imported by mobilenet_fast.importers.tf_graphdef")

@@ -69,7 +69,8 @@ import numpy as np
 
 from ..architecture import ACTIVATIONS, BLOCK_CONFIG, MAX_ALPHA, PADDING_CONVENTIONS, STEM_CHANNELS, MobileNetV1
 from ..errors import ImportFormatError, InputError, MissingDependencyError, WeightFileError
-from ..weights import FORMAT_NAME, ModelConfig, WeightSet, expected_shapes, file_sha256
+from ..weights import FORMAT_NAME, ModelConfig, WeightSet, check_rgb, expected_shapes, file_sha256
+from ._common import checked_labels, checked_path
 
 __all__ = [
     "import_torch",
@@ -354,7 +355,7 @@ def _scan_pickles(data: bytes, count: int) -> Tuple[Dict[str, int], List[Any], i
 
     storages: Dict[str, int] = {}
 
-    class Scanner(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    class Scanner(pickle._Unpickler):  # type: ignore[name-defined, misc, unused-ignore]
         def find_class(self, module: str, name: str) -> Any:
             if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
                 return _check_view
@@ -490,7 +491,8 @@ def _torch_entries(state: Mapping[str, Any], where: str) -> Dict[str, _Entry]:
             t = t.detach()
             if t.dtype != torch.float32:
                 t = t.to(torch.float32)  # float16/bfloat16/float64; other dtypes are refused earlier
-            return t.contiguous().numpy()
+            arr: np.ndarray = t.contiguous().numpy()
+            return arr
 
         entries[key] = _Entry(dtype, tuple(int(d) for d in value.shape), load)
     return entries
@@ -643,15 +645,7 @@ def _to_canonical(layout: str, arr: np.ndarray) -> np.ndarray:
 
 
 def _rgb(values: Any, what: str) -> Tuple[float, float, float]:
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise InputError(f"{what} must be 3 finite numbers (R, G, B), got {values!r}")
-    if what == "input_std" and 0.0 in out:
-        raise InputError(f"input_std must not contain 0, got {values!r}")
-    return out  # type: ignore[return-value]
+    return check_rgb(values, what)
 
 
 def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None] = None,
@@ -674,13 +668,8 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
     :class:`MissingDependencyError` for a pickle when PyTorch is not installed, and
     :class:`InputError` for bad arguments.
     """
-    p = os.fspath(path)
-    where = os.path.basename(p) or p
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"PyTorch weight file not found: {p}")
-    if os.path.isdir(p):
-        raise ImportFormatError(f"{p} is a directory, not a state dict file (for a Hugging Face model folder, "
-                                "pass its model.safetensors or pytorch_model.bin)")
+    p, where = checked_path(path, "PyTorch weight file", "for a Hugging Face model folder, pass its "
+                                                         "model.safetensors or pytorch_model.bin")
     if padding not in PADDING_CONVENTIONS:
         raise InputError(f"padding must be one of {PADDING_CONVENTIONS}, got {padding!r}")
     if activation not in ACTIVATIONS:
@@ -745,12 +734,7 @@ def import_torch(path: PathLike, *, resolution: Union[int, Tuple[int, int], None
 
     mean = _rgb(INPUT_MEAN if input_mean is None else input_mean, "input_mean")
     std = _rgb(INPUT_STD if input_std is None else input_std, "input_std")
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise InputError("labels must be a sequence of strings")
-        labels = tuple(labels)
-        if len(labels) != num_classes:
-            raise InputError(f"{len(labels)} labels given but {where} has {num_classes} classes")
+    labels = checked_labels(labels, num_classes, where)
     if source is None:
         extra = "".join(f", {n}" for n in notes)
         source = (f"timm mobilenetv1 state dict {where} ({kind}{extra}, sha256 {file_sha256(p)}), "
