@@ -569,6 +569,19 @@ def test_declared_huge_stem_without_data(built, tmp_path):
     import_error(path, ["'conv1' has 1099511627776 filters", "more than any MobileNet"])
 
 
+@pytest.mark.parametrize("target", ["/etc/hostname", "/dev/zero", "missing.bin"])
+def test_dataset_stored_in_another_file(built, tmp_path, target):
+    """HDF5 external storage would read any file's bytes into the weights (seen while fuzzing): refused."""
+    _, paths = built["top025"]
+    path = copy(paths[".weights.h5"], tmp_path / "external.weights.h5")
+    with h5py.File(path, "r+") as f:
+        g = f["layers/batch_normalization/vars"]
+        n = g["0"].shape[0]
+        del g["0"]
+        g.create_dataset("0", shape=(n,), dtype="f4", external=[(target, 0, 4 * n)])
+    import_error(path, ["layers/batch_normalization/vars/0", "another file"])
+
+
 def test_wrong_shapes_in_keras_archive(built, tmp_path):
     _, paths = built["top025"]
 

@@ -67,7 +67,8 @@ exact. Keras' ``preprocess_input`` for MobileNet maps 0..255 pixels to [-1, 1], 
 Damaged files: a truncated file, a ``.keras`` archive whose bytes changed (zip CRC), missing or
 extra layers, wrong shapes or dtypes, NaN/Inf and negative variances all raise
 :class:`ImportFormatError`; sizes a file declares are checked against the bytes it has before
-anything is read. libhdf5 itself is not hardened against arbitrary corruption of an HDF5 file's
+anything is read, and datasets whose bytes live in other files (HDF5 external or virtual storage,
+which could name any path) are refused. libhdf5 itself is not hardened against arbitrary corruption of an HDF5 file's
 internal structures: fuzzing (``fuzz/run.py``) finds damaged legacy ``.h5`` files that crash it
 (SIGSEGV) or make it loop while reading their attributes, about one in 5,000. So the file is
 parsed in a forked child process (:data:`ISOLATE_HDF5`; not on platforms without ``fork``) that
@@ -344,6 +345,10 @@ class _Reader:
         ds = var.dataset
         if ds.dtype.kind != "f":
             raise self.error(f"{what} ({var.label}) has dtype {ds.dtype}, expected a float type")
+        if ds.id.get_create_plist().get_external_count() or getattr(ds, "is_virtual", False):
+            # HDF5 lets a dataset take its bytes from other files (any path); Keras never writes that.
+            raise self.error(f"{what} ({var.label}) keeps its data in another file (HDF5 external or virtual "
+                             "storage); refusing to read it")
         nbytes = int(np.prod(var.shape, dtype=np.int64)) * ds.dtype.itemsize
         limit = self.budget * (_MAX_COMPRESSION if ds.chunks else 1)  # only chunked data can be compressed
         if nbytes > limit:
