@@ -24,26 +24,9 @@ PY="${PYTHON:-python}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 T0=$SECONDS
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-  else echo "arm-tests: need root (or sudo) for: $*" >&2; exit 1
-  fi
-}
-missing() {
-  local p out=""
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || out="$out $p"
-  done
-  echo "$out"
-}
-APT_UPDATED=0
-apt_install() {
-  [ -n "$*" ] || return 0
-  if [ "$APT_UPDATED" -eq 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
-  # shellcheck disable=SC2068
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $@
-}
+APT_WHO=arm-tests
+# shellcheck source=scripts/lib/apt.sh
+. "scripts/lib/apt.sh"  # the cwd is the repository root here
 
 # shellcheck disable=SC2046
 apt_install $(missing g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user googletest)

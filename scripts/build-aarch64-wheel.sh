@@ -22,21 +22,11 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 SR="$WORK/sysroot"
 T0=$SECONDS
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-  else echo "build-aarch64-wheel: need root (or sudo) for: $*" >&2; exit 1
-  fi
-}
-need=""
-for p in g++-aarch64-linux-gnu qemu-user mmdebstrap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
-done
-if [ -n "$need" ]; then
-  as_root apt-get update -qq
-  # shellcheck disable=SC2086
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
-fi
+APT_WHO=build-aarch64-wheel
+# shellcheck source=scripts/lib/apt.sh
+. "scripts/lib/apt.sh"
+# shellcheck disable=SC2046
+apt_install $(missing g++-aarch64-linux-gnu qemu-user mmdebstrap)
 
 echo "=== arm64 Python sysroot"
 if [ ! -x "$SR/usr/bin/python3.11" ]; then
