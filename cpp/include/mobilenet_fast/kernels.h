@@ -65,7 +65,22 @@ std::size_t packed_gemm_size(int k, int n, int nr);
 // bias values followed by K rows of nr weights; columns past N are zero.
 void pack_gemm_weights(int k, int n, int nr, const float* b, const float* bias, float* packed);
 
-// One table per ISA; chosen once at run time (see dispatch.h).
+// The kernel families: one entry point each in a KernelTable, one or more variants each in the
+// variant table (kernels/variants.cpp).
+enum class KernelFamily : int {
+  dwconv3x3_s1,
+  dwconv3x3_s2,
+  conv3x3_stem,
+  gemm,
+  global_avg_pool,
+  softmax,
+};
+constexpr int kKernelFamilies = 6;
+// "dwconv3x3_s1", "gemm", ...
+const char* family_name(KernelFamily f);
+
+// The kernels one ISA level runs, a variant per family, chosen once at run time from the variant
+// table by the CPU's features (see dispatch.h).
 struct KernelTable {
   const char* isa;
   dwconv3x3_fn dwconv3x3_s1;
@@ -76,8 +91,8 @@ struct KernelTable {
   int gemm_nr;
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
+  // Name of the variant behind each entry, indexed by KernelFamily (e.g. "gemm_14x32_avx512").
+  const char* variant[kKernelFamilies];
 };
-
-const KernelTable& scalar_kernels();
 
 }  // namespace mbf

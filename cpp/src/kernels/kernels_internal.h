@@ -1,89 +1,66 @@
-// Declarations of every kernel, for the per-ISA tables, the C++ tests and the benchmarks.
-//
-// Rule for the ISA translation units (compiled with -mavx2 / -mavx512f ...): use no inline
-// function or template shared with other translation units (std::min, std::vector, ...). The
-// linker keeps one copy of such functions, and it could be the AVX-512 one, called from the
-// scalar path on a CPU without AVX-512. Write small static helpers or intrinsics instead.
+// Declarations of every kernel variant, for the variant table (variants.cpp), the C++ tests and
+// the benchmarks. Where each one's source lives, and how a new one is added: "Adding a kernel" in
+// bench/README.md. The SIMD variants are the shared implementations of kernels/f32/ compiled once
+// per ISA (kernels/<isa>/<family>_<isa>.cpp, each with that ISA's flags); the rules those
+// translation units follow are in kernels/simd/vec_common.h.
 #pragma once
+
+#include <type_traits>
 
 #include "mobilenet_fast/kernels.h"
 
 namespace mbf {
 
+// Function types of the kernel families: `dwconv3x3_kernel name;` declares a kernel.
+using dwconv3x3_kernel = std::remove_pointer_t<dwconv3x3_fn>;
+using conv3x3_kernel = std::remove_pointer_t<conv3x3_fn>;
+using gemm_kernel = std::remove_pointer_t<gemm_fn>;
+using global_avg_pool_kernel = std::remove_pointer_t<global_avg_pool_fn>;
+using softmax_kernel = std::remove_pointer_t<softmax_fn>;
+
 // Widest GEMM panel any table packs for.
 constexpr int kMaxPanelWidth = 64;
 
 // ---- scalar (portable; the reference of the C++ tests)
-void dwconv3x3_scalar(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                      float* output, int row_begin, int row_end, Clamp clamp);
-void conv3x3_stem_scalar(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                         float* output, int row_begin, int row_end, Clamp clamp);
-// The scalar GEMM for any panel width (the scalar table uses 8).
+dwconv3x3_kernel dwconv3x3_scalar;
+conv3x3_kernel conv3x3_stem_scalar;
+// The scalar GEMM for any panel width (the scalar variant, gemm_1x8_scalar, uses 8).
 void gemm_scalar_nr(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
                     float* c, std::ptrdiff_t ldc, Clamp clamp, int panel_width);
-void global_avg_pool_scalar(const float* input, int hw, int channels, float* output);
-void softmax_scalar(const float* input, int n, float* output);
+constexpr int kGemmNrScalar = 8;
+gemm_kernel gemm_1x8_scalar;
+global_avg_pool_kernel global_avg_pool_scalar;
+softmax_kernel softmax_scalar;
 
+// ---- SIMD variants, by family. Names say what they are: dwconv3x3_s2_avx2_8c is the stride-2
+// depthwise kernel on AVX2 with 8 channels per vector, gemm_14x32_avx512 the GEMM with 14x32
+// register tiles on AVX-512. Vector layers: kernels/simd/vec_{avx2,avx512,neon}.h; NEON covers
+// aarch64 and armv7 with NEON + VFPv4 (-mfpu=neon-vfpv4).
 #if defined(MBF_HAVE_X86_KERNELS)
-// ---- AVX2 + FMA (kernels/avx2/)
-// Depthwise 3x3, stride 1 / 2, channels in 8-lane vectors (any C: the last block is masked).
-void dwconv3x3_s1_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                          float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx2_8c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                          float* output, int row_begin, int row_end, Clamp clamp);
-// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in 8-lane vectors).
-void conv3x3_stem_avx2(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                       float* output, int row_begin, int row_end, Clamp clamp);
-// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
-void global_avg_pool_avx2(const float* input, int hw, int channels, float* output);
-constexpr int kGemmMrAvx2 = 6;
-constexpr int kGemmNrAvx2 = 16;
-void gemm_6x16_avx2(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                    std::ptrdiff_t ldc, Clamp clamp);
-const KernelTable& avx2_kernels();
-
-// ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
-// Depthwise 3x3, stride 1 / 2, channels in 16-lane vectors (any C: the last block is masked).
-void dwconv3x3_s1_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights,
-                             const float* bias, float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_avx512_16c(const Conv2dGeom& g, const float* input, const float* weights,
-                             const float* bias, float* output, int row_begin, int row_end, Clamp clamp);
-// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in 16-lane vectors).
-void conv3x3_stem_avx512(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                         float* output, int row_begin, int row_end, Clamp clamp);
-// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
-void global_avg_pool_avx512(const float* input, int hw, int channels, float* output);
-constexpr int kGemmMrAvx512 = 14;
-constexpr int kGemmNrAvx512 = 32;
-void gemm_14x32_avx512(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                       std::ptrdiff_t ldc, Clamp clamp);
-const KernelTable& avx512_kernels();
+// Depthwise 3x3 (kernels/f32/dwconv3x3.h), any C: the last channel block is masked.
+dwconv3x3_kernel dwconv3x3_s1_avx2_8c, dwconv3x3_s2_avx2_8c, dwconv3x3_s1_avx512_16c, dwconv3x3_s2_avx512_16c;
+// 3x3 stem conv (kernels/f32/conv3x3_stem.h) for any Cin, Cout and stride 1 or 2.
+conv3x3_kernel conv3x3_stem_avx2, conv3x3_stem_avx512;
+// Mean over hw pixels (kernels/f32/global_avg_pool.h), any channel count; float32 runs of 32
+// pixels summed in float64.
+global_avg_pool_kernel global_avg_pool_avx2, global_avg_pool_avx512;
+// GEMM (kernels/f32/gemm.h): MR x NR register tiles over panels packed with nr = NR.
+constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
+constexpr int kGemmMrAvx512 = 14, kGemmNrAvx512 = 32;
+gemm_kernel gemm_6x16_avx2, gemm_14x32_avx512;
 #endif
 
 #if defined(MBF_HAVE_NEON_KERNELS)
-// ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4 (-mfpu=neon-vfpv4)
-// Depthwise 3x3, stride 1 / 2, channels in 4-lane q registers (C % 4 channels: scalar tail).
-void dwconv3x3_s1_neon_4c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                          float* output, int row_begin, int row_end, Clamp clamp);
-void dwconv3x3_s2_neon_4c(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                          float* output, int row_begin, int row_end, Clamp clamp);
-// 3x3 conv for any Cin, Cout and stride 1 or 2 (output channels in chunks of 16, then 4, then scalar).
-void conv3x3_stem_neon(const Conv2dGeom& g, const float* input, const float* weights, const float* bias,
-                       float* output, int row_begin, int row_end, Clamp clamp);
-// Mean over hw pixels, any channel count; float32 runs of 32 pixels summed in float64.
-void global_avg_pool_neon(const float* input, int hw, int channels, float* output);
+dwconv3x3_kernel dwconv3x3_s1_neon_4c, dwconv3x3_s2_neon_4c;
+conv3x3_kernel conv3x3_stem_neon;
+global_avg_pool_kernel global_avg_pool_neon;
 #if defined(__aarch64__)
-constexpr int kGemmMrNeon = 8;  // 32 q registers: 16 accumulators, 8 A vectors, 2 weight vectors
-constexpr int kGemmNrNeon = 8;
-void gemm_8x8_neon(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                   std::ptrdiff_t ldc, Clamp clamp);
+constexpr int kGemmMrNeon = 8, kGemmNrNeon = 8;  // 32 q registers: 16 accumulators, 8 A vectors, 2 weights
+gemm_kernel gemm_8x8_neon;
 #else
-constexpr int kGemmMrNeon = 4;  // 16 q registers: 8 accumulators, 2 weight vectors, 1 broadcast
-constexpr int kGemmNrNeon = 8;
-void gemm_4x8_neon32(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
-                     std::ptrdiff_t ldc, Clamp clamp);
+constexpr int kGemmMrNeon = 4, kGemmNrNeon = 8;  // 16 q registers: 8 accumulators, 2 weights, 1 broadcast
+gemm_kernel gemm_4x8_neon32;
 #endif
-const KernelTable& neon_kernels();
 #endif
 
 }  // namespace mbf

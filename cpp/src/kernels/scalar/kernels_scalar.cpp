@@ -89,16 +89,10 @@ void gemm_scalar_nr(int m, int n, int k, const float* a, std::ptrdiff_t lda, con
   }
 }
 
-namespace {
-
-constexpr int kScalarNR = 8;
-
-void gemm_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed,
-                 float* c, std::ptrdiff_t ldc, Clamp clamp) {
-  gemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, clamp, kScalarNR);
+void gemm_1x8_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
+                     std::ptrdiff_t ldc, Clamp clamp) {
+  gemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, clamp, kGemmNrScalar);
 }
-
-}  // namespace
 
 void global_avg_pool_scalar(const float* in, int hw, int channels, float* out) {
   // Accumulate in double: large user-supplied images have many pixels to average.
@@ -120,21 +114,6 @@ void softmax_scalar(const float* in, int n, float* out) {
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int i = 0; i < n; ++i) out[i] *= inv;
-}
-
-const KernelTable& scalar_kernels() {
-  static const KernelTable table = {
-      "scalar",
-      dwconv3x3_scalar,
-      dwconv3x3_scalar,
-      conv3x3_stem_scalar,
-      gemm_scalar,
-      1,
-      kScalarNR,
-      global_avg_pool_scalar,
-      softmax_scalar,
-  };
-  return table;
 }
 
 }  // namespace mbf

@@ -1,0 +1,93 @@
+// The variant table: every kernel variant compiled into this build, one row each. It drives
+// dispatch (each ISA level's KernelTable takes, per family, the last row whose features the level
+// allows), the C++ tests (every level's table is tested, and a test checks that every row is some
+// level's choice), the Google Benchmark rows (labelled with the variant's name) and cpu_info().
+// Adding a variant: its source under kernels/<isa>/, its declaration in kernels_internal.h, and a
+// row here after the variants it should win over (see "Adding a kernel" in bench/README.md).
+#include "kernels/kernels_internal.h"
+#include "mobilenet_fast/dispatch.h"
+
+namespace mbf {
+namespace {
+
+using F = KernelFamily;
+
+KernelVariant conv(const char* name, F f, const char* isa, int tile_m, int tile_n, FeatureSet req, dwconv3x3_fn fn) {
+  return {name, f, isa, tile_m, tile_n, req, fn, nullptr, nullptr, nullptr};
+}
+KernelVariant gemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, gemm_fn fn) {
+  return {name, F::gemm, isa, mr, nr, req, nullptr, fn, nullptr, nullptr};
+}
+KernelVariant pool(const char* name, const char* isa, int lanes, FeatureSet req, global_avg_pool_fn fn) {
+  return {name, F::global_avg_pool, isa, 1, lanes, req, nullptr, nullptr, fn, nullptr};
+}
+KernelVariant softmax(const char* name, const char* isa, FeatureSet req, softmax_fn fn) {
+  return {name, F::softmax, isa, 1, 1, req, nullptr, nullptr, nullptr, fn};
+}
+
+#if defined(MBF_HAVE_X86_KERNELS)
+constexpr FeatureSet kAvx2Fma = kAvx2 | kFma;
+// The AVX-512 translation units are also compiled with -mavx2 -mfma (and the stem calls the AVX2 one).
+constexpr FeatureSet kAvx512 = kAvx2Fma | kAvx512F | kAvx512BW | kAvx512VL | kAvx512DQ;
+#endif
+
+std::vector<KernelVariant> make_table() {
+  return {
+      // ---- scalar: portable, and the reference of the C++ tests
+      conv("dwconv3x3_s1_scalar", F::dwconv3x3_s1, "scalar", 1, 1, 0, dwconv3x3_scalar),
+      conv("dwconv3x3_s2_scalar", F::dwconv3x3_s2, "scalar", 1, 1, 0, dwconv3x3_scalar),
+      conv("conv3x3_stem_scalar", F::conv3x3_stem, "scalar", 1, 1, 0, conv3x3_stem_scalar),
+      gemm("gemm_1x8_scalar", "scalar", 1, kGemmNrScalar, 0, gemm_1x8_scalar),
+      pool("global_avg_pool_scalar", "scalar", 1, 0, global_avg_pool_scalar),
+      softmax("softmax_scalar", "scalar", 0, softmax_scalar),
+#if defined(MBF_HAVE_X86_KERNELS)
+      // ---- AVX2 + FMA (kernels/avx2/)
+      conv("dwconv3x3_s1_avx2_8c", F::dwconv3x3_s1, "avx2", 1, 8, kAvx2Fma, dwconv3x3_s1_avx2_8c),
+      conv("dwconv3x3_s2_avx2_8c", F::dwconv3x3_s2, "avx2", 1, 8, kAvx2Fma, dwconv3x3_s2_avx2_8c),
+      conv("conv3x3_stem_avx2", F::conv3x3_stem, "avx2", 1, 8, kAvx2Fma, conv3x3_stem_avx2),
+      gemm("gemm_6x16_avx2", "avx2", kGemmMrAvx2, kGemmNrAvx2, kAvx2Fma, gemm_6x16_avx2),
+      pool("global_avg_pool_avx2", "avx2", 8, kAvx2Fma, global_avg_pool_avx2),
+      // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
+      conv("dwconv3x3_s1_avx512_16c", F::dwconv3x3_s1, "avx512", 1, 16, kAvx512, dwconv3x3_s1_avx512_16c),
+      conv("dwconv3x3_s2_avx512_16c", F::dwconv3x3_s2, "avx512", 1, 16, kAvx512, dwconv3x3_s2_avx512_16c),
+      conv("conv3x3_stem_avx512", F::conv3x3_stem, "avx512", 1, 16, kAvx512, conv3x3_stem_avx512),
+      gemm("gemm_14x32_avx512", "avx512", kGemmMrAvx512, kGemmNrAvx512, kAvx512, gemm_14x32_avx512),
+      pool("global_avg_pool_avx512", "avx512", 16, kAvx512, global_avg_pool_avx512),
+#endif
+#if defined(MBF_HAVE_NEON_KERNELS)
+      // ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4
+      conv("dwconv3x3_s1_neon_4c", F::dwconv3x3_s1, "neon", 1, 4, kNeon, dwconv3x3_s1_neon_4c),
+      conv("dwconv3x3_s2_neon_4c", F::dwconv3x3_s2, "neon", 1, 4, kNeon, dwconv3x3_s2_neon_4c),
+      conv("conv3x3_stem_neon", F::conv3x3_stem, "neon", 1, 4, kNeon, conv3x3_stem_neon),
+#if defined(__aarch64__)
+      gemm("gemm_8x8_neon", "neon", kGemmMrNeon, kGemmNrNeon, kNeon, gemm_8x8_neon),
+#else
+      gemm("gemm_4x8_neon32", "neon", kGemmMrNeon, kGemmNrNeon, kNeon, gemm_4x8_neon32),
+#endif
+      pool("global_avg_pool_neon", "neon", 4, kNeon, global_avg_pool_neon),
+#endif
+  };
+}
+
+}  // namespace
+
+const std::vector<KernelVariant>& kernel_variants() {
+  static const std::vector<KernelVariant> table = make_table();
+  return table;
+}
+
+const std::vector<IsaLevel>& isa_levels() {
+  static const std::vector<IsaLevel> levels = {
+      {"scalar", 0},
+#if defined(MBF_HAVE_X86_KERNELS)
+      {"avx2", kAvx2Fma},
+      {"avx512", kAvx512},
+#endif
+#if defined(MBF_HAVE_NEON_KERNELS)
+      {"neon", kNeon},
+#endif
+  };
+  return levels;
+}
+
+}  // namespace mbf
