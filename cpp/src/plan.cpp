@@ -1,20 +1,20 @@
+// The fp32 MobileNetV1 Plan (mobilenet_fast/plan.h): checks the spec's shapes, packs the
+// weights, and runs the stem, the depthwise/pointwise layers and the classifier. Its activation
+// memory is a PlanArena<float> (plan_arena.h); how the work is split over the threads comes from
+// schedule.h.
 #include "mobilenet_fast/plan.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <functional>
 #include <limits>
-#include <set>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#define MBF_HAVE_PTHREAD_ATFORK 1
-#endif
+#include "plan_arena.h"
+#include "schedule.h"
 
 namespace mbf {
 
@@ -22,10 +22,6 @@ namespace {
 
 constexpr Clamp kLinear{-std::numeric_limits<float>::infinity(),
                         std::numeric_limits<float>::infinity()};
-// A depthwise output larger than this (floats) is fused with its pointwise layer in bands...
-constexpr std::size_t kFuseAboveFloats = 256 * 1024;
-// ... of about this many floats (the band stays in L2 between the two kernels).
-constexpr std::size_t kBandFloats = 32 * 1024;
 
 void expect_size(const std::vector<float>& v, std::size_t n, const std::string& what) {
   if (v.size() != n)
@@ -34,43 +30,6 @@ void expect_size(const std::vector<float>& v, std::size_t n, const std::string& 
 }
 
 std::size_t pixels(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
-
-// Every live Plan's mutex. Around fork(), the forking thread takes them all (waiting for runs in
-// progress in other threads to finish) and releases them in both processes afterwards, so that a
-// child never inherits a mutex locked by a thread that does not exist there.
-std::mutex& registry_mutex() {
-  static std::mutex* m = new std::mutex;  // never destroyed: usable until the process ends
-  return *m;
-}
-std::set<std::mutex*>& registry() {
-  static auto* r = new std::set<std::mutex*>;
-  return *r;
-}
-
-void lock_all_for_fork() {
-  registry_mutex().lock();
-  for (std::mutex* m : registry()) m->lock();
-}
-void unlock_all_after_fork() {
-  for (std::mutex* m : registry()) m->unlock();
-  registry_mutex().unlock();
-}
-
-void register_for_fork(std::mutex* m) {
-#if defined(MBF_HAVE_PTHREAD_ATFORK)
-  static const bool handlers = [] {
-    pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
-    return true;
-  }();
-  (void)handlers;
-#endif
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  registry().insert(m);
-}
-void unregister_for_fork(std::mutex* m) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  registry().erase(m);
-}
 
 }  // namespace
 
@@ -98,6 +57,7 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
       throw InputError("input " + size + ": " + what + " would hold " + std::to_string(floats) +
                        " values, more than the limit of 2^31 - 1 per buffer; use a smaller input");
   };
+  ArenaSizes sizes;
   std::size_t largest = static_cast<std::size_t>(spec.in_h) * spec.in_w * 3;
   check_buffer(pixels(stem_) * stem_.out_channels, "the stem's output");
   largest = std::max(largest, pixels(stem_) * stem_.out_channels);
@@ -123,18 +83,11 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     packed_floats += packed_gemm_size(c, b.out_channels, kernels_.gemm_nr);
     check_buffer(pixels(L.dw) * b.out_channels, name + " pointwise's output");
     largest = std::max(largest, pixels(L.dw) * b.out_channels);
-    // Fuse when the depthwise output would not stay in cache; keep at least two bands per thread
-    // so the split balances.
+    // Fuse when the depthwise output would not stay in cache.
     const std::size_t row_floats = static_cast<std::size_t>(L.dw.out_w) * c;
-    if (pixels(L.dw) * c > kFuseAboveFloats) {
-      const int rows = static_cast<int>(std::max<std::size_t>(1, kBandFloats / row_floats));
-      const int balanced = std::max(1, L.dw.out_h / (2 * threads));
-      // Round the number of bands up to a multiple of the thread count, then share the rows out
-      // evenly, so that every thread gets the same number of equal bands.
-      int bands = (L.dw.out_h + std::min(rows, balanced) - 1) / std::min(rows, balanced);
-      bands = (bands + threads - 1) / threads * threads;
-      L.band_rows = std::max(1, (L.dw.out_h + bands - 1) / bands);
-      band_floats_ = std::max(band_floats_, round_up_to_line(row_floats * L.band_rows));
+    L.band_rows = fused_band_rows(L.dw.out_h, row_floats, sizeof(float), threads);
+    if (L.band_rows > 0) {
+      sizes.band = std::max(sizes.band, round_up_to_line(row_floats * L.band_rows));
     } else {
       check_buffer(pixels(L.dw) * c, name + " depthwise's output");
       largest = std::max(largest, pixels(L.dw) * c);  // the unfused depthwise output is a full buffer
@@ -152,9 +105,10 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
     check_buffer(packed_gemm_size(c, num_classes_, kernels_.gemm_nr), "the classifier's packed weights");
     packed_floats += packed_gemm_size(c, num_classes_, kernels_.gemm_nr);
   }
-  largest_ = round_up_to_line(largest);
-  check_buffer(largest_, "the largest activation");
-  check_buffer(band_floats_ * static_cast<std::size_t>(threads_), "the band buffers");
+  sizes.largest = round_up_to_line(largest);
+  sizes.pooled = static_cast<std::size_t>(c);
+  check_buffer(sizes.largest, "the largest activation");
+  check_buffer(sizes.band * static_cast<std::size_t>(threads_), "the band buffers");
 
   // Pass 2: allocate and pack.
   try {
@@ -175,23 +129,11 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
       pack_gemm_weights(c, num_classes_, kernels_.gemm_nr, spec.fc_weights.data(), spec.fc_bias.data(),
                         fc_packed_.data());
     }
-    // One workspace per image in flight: batches run one image per thread.
-    workspaces_.resize(static_cast<std::size_t>(threads_));
-    for (std::size_t i = 0; i < workspaces_.size(); ++i) {
-      Workspace& ws = workspaces_[i];
-      ws.a.reset(largest_);
-      ws.b.reset(largest_);
-      // Workspace 0 also serves the split-image mode, where every thread needs a band buffer.
-      ws.bands.reset(band_floats_ * (i == 0 ? static_cast<std::size_t>(threads_) : 1));
-      ws.pooled.reset(static_cast<std::size_t>(c));
-    }
+    arena_ = std::make_unique<PlanArena<float>>(sizes, threads_);
   } catch (const std::bad_alloc&) {
-    const std::size_t arena = static_cast<std::size_t>(threads_) * (2 * largest_ + band_floats_) +
-                              band_floats_ * static_cast<std::size_t>(threads_ - 1);
-    const auto mib = [](std::size_t floats) { return std::to_string(floats * sizeof(float) >> 20) + " MiB"; };
     throw OutOfMemory("not enough memory for a plan of " + size + " with " + std::to_string(threads_) +
-                      " thread(s): it needs " + mib(arena) + " of activation buffers and " +
-                      mib(packed_floats) + " of packed weights");
+                      " thread(s): it needs " + mib(sizes.activation_values(threads_) * sizeof(float)) +
+                      " of activation buffers and " + mib(packed_floats * sizeof(float)) + " of packed weights");
   }
   if (threads_ > 1) {
     try {
@@ -206,59 +148,24 @@ Plan::Plan(const PlanSpec& spec, const KernelTable& kernels, int threads)
 
 Plan::~Plan() { unregister_for_fork(&mutex_); }
 
-std::size_t Plan::arena_floats() const {
-  std::size_t n = 0;
-  for (const Workspace& w : workspaces_) n += w.a.size() + w.b.size() + w.bands.size();
-  return n;
-}
-
-namespace {
-
-// Runs task(i, thread) for i in [0, count): on the pool, or inline on this thread as thread 0.
-void for_tasks(ThreadPool* pool, int count, const std::function<void(int, int)>& task) {
-  if (pool) {
-    pool->run(count, task);
-  } else {
-    for (int i = 0; i < count; ++i) task(i, 0);
-  }
-}
-
-// [begin, end) of part i when `total` items are cut into `parts` nearly equal chunks, each a
-// multiple of `align` except the last.
-std::pair<int, int> chunk(int total, int parts, int i, int align) {
-  const int units = (total + align - 1) / align;
-  const int b = static_cast<int>(static_cast<long long>(units) * i / parts) * align;
-  const int e = static_cast<int>(static_cast<long long>(units) * (i + 1) / parts) * align;
-  return {std::min(b, total), std::min(e, total)};
-}
-
-}  // namespace
+std::size_t Plan::arena_floats() const { return arena_->activation_values(); }
 
 // C[m][n] = clamp(A x B + bias) over `tasks` parts: by rows when every part gets at least one
 // register tile of rows (parts are multiples of the tile), else by weight panels (the classifier).
 void Plan::gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
                       ThreadPool* pool, int tasks) {
   const int mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
-  const int panels = (n + nr - 1) / nr;
-  if (tasks <= 1) {
-    kernels_.gemm(m, n, k, a, k, packed, c, n, clamp);
-  } else if (m >= tasks * mr || panels < tasks) {
-    tasks = std::min(tasks, (m + mr - 1) / mr);
-    for_tasks(pool, tasks, [&](int i, int) {
-      const auto r = chunk(m, tasks, i, mr);
-      if (r.second > r.first)
-        kernels_.gemm(r.second - r.first, n, k, a + static_cast<std::ptrdiff_t>(r.first) * k, k, packed,
-                      c + static_cast<std::ptrdiff_t>(r.first) * n, n, clamp);
-    });
-  } else {
-    const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * nr;
-    for_tasks(pool, tasks, [&](int i, int) {
-      const auto p = chunk(panels, tasks, i, 1);
-      if (p.second <= p.first) return;
-      const int j0 = p.first * nr, j1 = std::min(n, p.second * nr);
-      kernels_.gemm(m, j1 - j0, k, a, k, packed + p.first * panel_stride, c + j0, n, clamp);
-    });
-  }
+  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * nr;
+  split_gemm(
+      pool, tasks, m, mr, (n + nr - 1) / nr,
+      [&](int r0, int r1) {
+        kernels_.gemm(r1 - r0, n, k, a + static_cast<std::ptrdiff_t>(r0) * k, k, packed,
+                      c + static_cast<std::ptrdiff_t>(r0) * n, n, clamp);
+      },
+      [&](int p0, int p1) {
+        const int j0 = p0 * nr, j1 = std::min(n, p1 * nr);
+        kernels_.gemm(m, j1 - j0, k, a, k, packed + p0 * panel_stride, c + j0, n, clamp);
+      });
 }
 
 void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,
@@ -272,7 +179,7 @@ void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out,
       const int r0 = i * L.band_rows, r1 = std::min(L.dw.out_h, r0 + L.band_rows);
       // The band buffer holds output rows [r0, r1): shift the kernel's output pointer so that
       // row r0 lands at its start.
-      float* band = bands + static_cast<std::ptrdiff_t>(thread) * band_floats_;
+      float* band = bands + static_cast<std::ptrdiff_t>(thread) * arena_->sizes().band;
       const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(L.dw.out_w) * c;
       dw(L.dw, in, L.dw_weights.data(), L.dw_bias.data(), band - r0 * row, r0, r1, act_);
       const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(r0) * L.dw.out_w;
@@ -291,7 +198,7 @@ void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out,
   gemm_split(L.dw.out_h * L.dw.out_w, L.pw_out, c, dw_out, L.pw_packed.data(), out, act_, pool, threads);
 }
 
-bool Plan::run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
+bool Plan::run_image(const float* input, float* output, bool features, bool check_finite, Workspace<float>& ws,
                      ThreadPool* pool) {
   const int threads = pool ? pool->size() : 1;
   float* a = ws.a.data();
@@ -342,21 +249,10 @@ bool Plan::run(const float* input, int batch, float* output, bool features_only,
   const bool features = features_only || num_classes_ == 0;
   const std::ptrdiff_t out_stride = features ? feature_channels_ : num_classes_;
   const std::ptrdiff_t image = static_cast<std::ptrdiff_t>(in_h_) * in_w_ * 3;
-  std::atomic<bool> finite{true};
-  if (pool_ && batch >= threads_) {
-    // Whole images per thread, each with its own workspace.
-    pool_->run(batch, [&](int n, int thread) {
-      if (!run_image(input + n * image, output + n * out_stride, features, check_finite,
-                     workspaces_[static_cast<std::size_t>(thread)], nullptr))
-        finite.store(false, std::memory_order_relaxed);
-    });
-    return finite.load();
-  }
-  for (int n = 0; n < batch; ++n)
-    if (!run_image(input + n * image, output + n * out_stride, features, check_finite, workspaces_[0],
-                   pool_.get()))
-      finite.store(false, std::memory_order_relaxed);
-  return finite.load();
+  return for_images(pool_.get(), batch, [&](int n, int workspace, ThreadPool* layer_pool) {
+    return run_image(input + n * image, output + n * out_stride, features, check_finite,
+                     arena_->workspace(workspace), layer_pool);
+  });
 }
 
 }  // namespace mbf

@@ -16,6 +16,12 @@
 
 namespace mbf {
 
+// The activation arena and its workspaces (cpp/src/plan_arena.h).
+template <typename T>
+struct Workspace;
+template <typename T>
+class PlanArena;
+
 using Pads = std::array<int, 4>;  // top, left, bottom, right
 
 constexpr int kMaxThreads = 256;
@@ -105,14 +111,8 @@ class Plan {
     AlignedBuffer pw_packed;
     int band_rows = 0;  // > 0: fused depthwise+pointwise in bands of this many output rows
   };
-  // Buffers for one image in flight.
-  struct Workspace {
-    AlignedBuffer a, b;      // ping-pong activations
-    AlignedBuffer bands;     // band buffers of the fused layers, one per thread using them
-    AlignedBuffer pooled;    // pooled features
-  };
   // Returns false if check_finite found NaN/Inf in the input.
-  bool run_image(const float* input, float* output, bool features, bool check_finite, Workspace& ws,
+  bool run_image(const float* input, float* output, bool features, bool check_finite, Workspace<float>& ws,
                  ThreadPool* pool);
   void run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,
                  ThreadPool* pool);
@@ -125,10 +125,8 @@ class Plan {
   std::vector<float> stem_weights_, stem_bias_;
   std::vector<Layer> layers_;
   AlignedBuffer fc_packed_;
-  std::size_t largest_ = 0;     // floats of the largest activation of one image
-  std::size_t band_floats_ = 0; // floats of one band buffer
   int threads_ = 1;
-  std::vector<Workspace> workspaces_;  // [0] serves the split-image mode, all serve batches
+  std::unique_ptr<PlanArena<float>> arena_;  // a workspace per thread; [0] serves the split-image mode
   std::unique_ptr<ThreadPool> pool_;
   std::mutex mutex_;
 };

@@ -1,6 +1,6 @@
 """Type stubs of the C++ extension ``mobilenet_fast._core`` (kernels, dispatch, the whole-network Plan).
 
-Written by hand from ``cpp/src/bindings.cpp``; ``tests/test_typing.py`` checks them against the
+Written by hand from ``cpp/src/python/``; ``tests/test_typing.py`` checks them against the
 built module with mypy's stubtest. Array arguments accept anything numpy can turn into a float32
 C-contiguous array of the right shape (the bindings check and refuse the rest with InputError).
 """
