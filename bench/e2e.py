@@ -37,6 +37,7 @@ Python overhead: ``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, i
     python bench/e2e.py --engines ours,onnxruntime        # a subset of the engines
     python bench/e2e.py --tf-python /path/to/tf/bin/python   # build (and cache) the .tflite
     python bench/e2e.py --tflite model.tflite --json results.json
+    python bench/e2e.py --baseline /tmp/mbf-prev            # also another build, interleaved (see --help)
 
 The .tflite built for a weight file is cached in bench/.cache/ (keyed by the weights' and
 make_tflite.py's sha256), so later runs need no TensorFlow.
@@ -82,6 +83,7 @@ ENGINES: Dict[str, Tuple[str, Optional[str], str]] = {
     "litert-builtin": ("litert builtin", "ai_edge_litert", "pip install ai-edge-litert"),
     "openvino": ("openvino", "openvino", "pip install openvino"),
     "pytorch": ("pytorch", "torch", "pip install torch (the CPU build)"),
+    "baseline": ("mobilenet-fast baseline", None, "--baseline DIR"),
 }
 DEFAULT_ENGINES = ("ours", "onnxruntime", "litert", "openvino", "pytorch")
 
@@ -139,6 +141,12 @@ def worker_input(spec: Dict[str, Any]) -> np.ndarray:
 
 def load_ours(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     import mobilenet_fast as mf
+
+    if spec["engine"] == "baseline":  # the build in --baseline DIR, first on this worker's PYTHONPATH
+        where = os.path.realpath(mf.__file__)
+        if not where.startswith(os.path.realpath(spec["baseline"]) + os.sep):
+            raise RuntimeError(f"--baseline: imported mobilenet_fast from {where}, not from {spec['baseline']} "
+                               "(an editable install of the other build shadows it; install it normally)")
 
     t = spec["threads"]
     has_threads = "threads" in inspect.signature(mf.load).parameters
@@ -316,6 +324,7 @@ def load_pytorch(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
 
 LOADERS: Dict[str, Callable[[Dict[str, Any], np.ndarray], Loaded]] = {
     "ours": load_ours,
+    "baseline": load_ours,
     "onnxruntime": load_onnxruntime,
     "litert": lambda spec, x: load_litert(spec, x, xnnpack=True),
     "litert-builtin": lambda spec, x: load_litert(spec, x, xnnpack=False),
@@ -424,6 +433,8 @@ class Worker:
 
     def __init__(self, spec: Dict[str, Any]) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), TF_CPP_MIN_LOG_LEVEL="2")
+        if spec["engine"] == "baseline":
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (spec["baseline"], env.get("PYTHONPATH")) if p)
         self.key = spec["engine"]
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env)
@@ -585,6 +596,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-tflite", action="store_true", help="skip LiteRT")
     ap.add_argument("--tflite-builtin", action="store_true",
                     help="also time LiteRT without XNNPACK (its builtin kernels), for reference")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the mobilenet_fast package installed in DIR (e.g. `pip install --no-deps "
+                         "--target DIR <checkout of another commit>`) as engine 'baseline', interleaved with "
+                         "ours in every round: a regression check of two builds in one run")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results (every timing) as JSON")
     return ap
 
@@ -595,6 +610,11 @@ def select_engines(args: argparse.Namespace) -> List[str]:
         keys.append("litert-builtin")
     if args.no_tflite:
         keys = [k for k in keys if not k.startswith("litert")]
+    if args.baseline and "baseline" not in keys:
+        keys.insert(1, "baseline")
+    if not args.baseline and "baseline" in keys:
+        print("skipping the baseline engine: no --baseline DIR", file=sys.stderr)
+        keys.remove("baseline")
     chosen = []
     for k in keys:
         name, module, hint = ENGINES[k]
@@ -831,7 +851,8 @@ def main() -> int:
                 export_onnx(weight_set, onnx_paths[b], fold_bn=True, batch=b)
         base_spec = {"weights": weights_path, "tflite": tfl, "onnx": onnx_paths, "height": h, "width": w,
                      "num_classes": cfg.num_classes, "torch_mode": args.torch_mode,
-                     "openvino_hint": args.openvino_hint}
+                     "openvino_hint": args.openvino_hint,
+                     "baseline": os.path.abspath(args.baseline) if args.baseline else None}
         print(f"MobileNetV1 alpha {cfg.alpha:g}, {h}x{w}, {cfg.num_classes} classes, padding {cfg.padding}; "
               f"engines: {', '.join(ENGINES[k][0] for k in keys)}; isolation: {args.isolation}; "
               f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)

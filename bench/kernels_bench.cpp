@@ -6,8 +6,10 @@
 // The shapes file defaults to MBF_BENCH_SHAPES, else the 1.0/224 file of the source tree.
 // Counters: GFLOP/s (2 x multiply-adds per second of wall-clock time; avgpool: adds per second)
 // and %peak = GFLOP/s / the multiply-add peak of that ISA on one core, measured at startup.
-// Benchmark names: <layer>/<kernel>/<isa>, e.g. blocks.1.dw/dwconv3x3_s2/avx512, and
-// plan/<shapes file>/<isa> for the whole network.
+// The rows come from the variant table (mbf::kernel_variants()): one per layer and per variant of
+// the layer's kernel family that this CPU supports, named <layer>/<kernel>/<isa of the variant>,
+// e.g. blocks.1.dw/dwconv3x3_s2/avx512, labelled with the variant's name and the shape; and
+// plan/<shapes file>/<isa> for the whole network on each supported ISA level's table.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -38,6 +40,12 @@ constexpr mbf::Clamp kLinear{-std::numeric_limits<float>::infinity(), std::numer
 struct Isa {
   std::string name;
   const mbf::KernelTable* table;
+  double peak_gflops;  // 0: unknown
+};
+
+// One kernel variant and the multiply-add peak of its ISA.
+struct Variant {
+  const mbf::KernelVariant* v;
   double peak_gflops;  // 0: unknown
 };
 
@@ -115,8 +123,8 @@ void timed_loop(benchmark::State& st, double flops, double peak, Body&& body) {
   if (peak > 0) st.counters["%peak"] = 100.0 * gflops / peak;
 }
 
-std::string shape_label(const NetLayer& L) {
-  std::string s = std::to_string(L.in_h) + "x" + std::to_string(L.in_w) + "x" + std::to_string(L.in_channels) +
+std::string shape_label(const NetLayer& L, const Variant& k) {
+  std::string s = std::string(k.v->name) + " " + std::to_string(L.in_h) + "x" + std::to_string(L.in_w) + "x" + std::to_string(L.in_channels) +
                   "->" + std::to_string(L.out_channels);
   if (L.kind == "conv3x3" || L.kind == "dwconv3x3") s += " s" + std::to_string(L.stride);
   return s;
@@ -124,51 +132,50 @@ std::string shape_label(const NetLayer& L) {
 
 // ---- one benchmark per (layer, ISA)
 
-void bench_conv3x3(benchmark::State& st, NetLayer L, Isa isa) {
+void bench_conv3x3(benchmark::State& st, NetLayer L, Variant k) {
   const mbf::Conv2dGeom g = geometry(L);
   const bool dw = L.kind == "dwconv3x3";
-  const mbf::KernelTable& t = *isa.table;
-  const mbf::dwconv3x3_fn fn = !dw ? t.conv3x3_stem : (g.stride == 2 ? t.dwconv3x3_s2 : t.dwconv3x3_s1);
+  const mbf::dwconv3x3_fn fn = k.v->conv;
   const int wco = dw ? 1 : g.out_channels;
   const auto in = random_floats(static_cast<std::size_t>(g.in_h) * g.in_w * g.in_channels, 0.0f, 6.0f, 1);
   const auto w = random_floats(static_cast<std::size_t>(9) * g.in_channels * wco, -0.5f, 0.5f, 2);
   const auto b = random_floats(g.out_channels, -0.1f, 0.1f, 3);
   std::vector<float> out(static_cast<std::size_t>(g.out_h) * g.out_w * g.out_channels);
-  timed_loop(st, 2.0 * L.macs(), isa.peak_gflops, [&] {
+  timed_loop(st, 2.0 * L.macs(), k.peak_gflops, [&] {
     fn(g, in.data(), w.data(), b.data(), out.data(), 0, g.out_h, kRelu6);
     benchmark::DoNotOptimize(out.data());
   });
-  st.SetLabel(shape_label(L));
+  st.SetLabel(shape_label(L, k));
 }
 
 // Pointwise conv (M = H*W) and the classifier (M = 1): weights packed before the timed loop.
-void bench_gemm(benchmark::State& st, NetLayer L, Isa isa) {
-  const mbf::KernelTable& t = *isa.table;
+void bench_gemm(benchmark::State& st, NetLayer L, Variant kv) {
+  const int nr = kv.v->tile_n;
   const int m = L.kind == "dense" ? 1 : L.in_h * L.in_w, k = L.in_channels, n = L.out_channels;
   const mbf::Clamp clamp = L.kind == "dense" ? kLinear : kRelu6;
   const auto a = random_floats(static_cast<std::size_t>(m) * k, 0.0f, 6.0f, 4);
   const auto b = random_floats(static_cast<std::size_t>(k) * n, -0.1f, 0.1f, 5);
   const auto bias = random_floats(n, -0.1f, 0.1f, 6);
-  std::vector<float> packed(mbf::packed_gemm_size(k, n, t.gemm_nr));
-  mbf::pack_gemm_weights(k, n, t.gemm_nr, b.data(), bias.data(), packed.data());
+  std::vector<float> packed(mbf::packed_gemm_size(k, n, nr));
+  mbf::pack_gemm_weights(k, n, nr, b.data(), bias.data(), packed.data());
   std::vector<float> c(static_cast<std::size_t>(m) * n);
-  timed_loop(st, 2.0 * L.macs(), isa.peak_gflops, [&] {
-    t.gemm(m, n, k, a.data(), k, packed.data(), c.data(), n, clamp);
+  timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
+    kv.v->gemm(m, n, k, a.data(), k, packed.data(), c.data(), n, clamp);
     benchmark::DoNotOptimize(c.data());
   });
-  st.SetLabel(shape_label(L));
+  st.SetLabel(shape_label(L, kv));
 }
 
-void bench_avgpool(benchmark::State& st, NetLayer L, Isa isa) {
+void bench_avgpool(benchmark::State& st, NetLayer L, Variant k) {
   const int hw = L.in_h * L.in_w, c = L.in_channels;
   const auto in = random_floats(static_cast<std::size_t>(hw) * c, 0.0f, 6.0f, 7);
   std::vector<float> out(c);
   // One add per input value.
-  timed_loop(st, static_cast<double>(hw) * c, isa.peak_gflops, [&] {
-    isa.table->global_avg_pool(in.data(), hw, c, out.data());
+  timed_loop(st, static_cast<double>(hw) * c, k.peak_gflops, [&] {
+    k.v->global_avg_pool(in.data(), hw, c, out.data());
     benchmark::DoNotOptimize(out.data());
   });
-  st.SetLabel(shape_label(L));
+  st.SetLabel(shape_label(L, k));
 }
 
 // A Plan needs a whole network: stem, (dw, pw) pairs, avgpool, optional dense.
@@ -274,22 +281,33 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "shapes: %s (%zu layers)\n", shapes_path.c_str(), layers.size());
   benchmark::AddCustomContext("shapes", shapes_path);
 
+  auto peak_of = [&](const std::string& isa) {
+    for (const Isa& i : isas)
+      if (i.name == isa) return i.peak_gflops;
+    return 0.0;
+  };
+  const mbf::FeatureSet have = mbf::cpu_features().set();
   for (const NetLayer& L : layers)
-    for (const Isa& isa : isas) {
-      std::string kernel;
-      if (L.kind == "conv3x3") kernel = "conv3x3_stem";
-      if (L.kind == "dwconv3x3") kernel = L.stride == 2 ? "dwconv3x3_s2" : "dwconv3x3_s1";
-      if (L.kind == "pwconv") kernel = "gemm";
-      if (L.kind == "dense") kernel = "gemm_dense";
-      if (L.kind == "avgpool") kernel = "global_avg_pool";
-      const std::string name = L.name + "/" + kernel + "/" + isa.name;
+    for (const mbf::KernelVariant& v : mbf::kernel_variants()) {
+      if ((v.requires & ~have) != 0) continue;
+      mbf::KernelFamily family = mbf::KernelFamily::global_avg_pool;
+      std::string kernel = "global_avg_pool";
+      if (L.kind == "conv3x3") family = mbf::KernelFamily::conv3x3_stem, kernel = "conv3x3_stem";
+      if (L.kind == "dwconv3x3")
+        family = L.stride == 2 ? mbf::KernelFamily::dwconv3x3_s2 : mbf::KernelFamily::dwconv3x3_s1,
+        kernel = mbf::family_name(family);
+      if (L.kind == "pwconv") family = mbf::KernelFamily::gemm, kernel = "gemm";
+      if (L.kind == "dense") family = mbf::KernelFamily::gemm, kernel = "gemm_dense";
+      if (v.family != family) continue;
+      const std::string name = L.name + "/" + kernel + "/" + v.isa;
+      const Variant row{&v, peak_of(v.isa)};
       benchmark::internal::Benchmark* b = nullptr;
       if (L.kind == "conv3x3" || L.kind == "dwconv3x3")
-        b = benchmark::RegisterBenchmark(name.c_str(), bench_conv3x3, L, isa);
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_conv3x3, L, row);
       else if (L.kind == "pwconv" || L.kind == "dense")
-        b = benchmark::RegisterBenchmark(name.c_str(), bench_gemm, L, isa);
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_gemm, L, row);
       else
-        b = benchmark::RegisterBenchmark(name.c_str(), bench_avgpool, L, isa);
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_avgpool, L, row);
       b->Unit(benchmark::kMicrosecond)->UseRealTime();
     }
 

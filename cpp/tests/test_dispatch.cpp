@@ -119,5 +119,75 @@ TEST(Dispatch, NeonOnArmBuilds) {
 #endif
 }
 
+// The variant table drives the other tests: they run every supported ISA level's KernelTable, so
+// every variant must be some level's choice for its family (else it would go untested and never
+// run). Also: names unique, each row's entry point set for its family, every level's table made of
+// the variants the table says it chose, and a level's choices needing no feature outside the level.
+TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
+  const auto& variants = mbf::kernel_variants();
+  ASSERT_FALSE(variants.empty());
+  for (std::size_t i = 0; i < variants.size(); ++i) {
+    const mbf::KernelVariant& v = variants[i];
+    SCOPED_TRACE(v.name);
+    for (std::size_t j = 0; j < i; ++j) EXPECT_NE(std::string(v.name), variants[j].name) << "duplicate name";
+    const bool conv = v.family == mbf::KernelFamily::dwconv3x3_s1 || v.family == mbf::KernelFamily::dwconv3x3_s2 ||
+                      v.family == mbf::KernelFamily::conv3x3_stem;
+    EXPECT_EQ(v.conv != nullptr, conv);
+    EXPECT_EQ(v.gemm != nullptr, v.family == mbf::KernelFamily::gemm);
+    EXPECT_EQ(v.global_avg_pool != nullptr, v.family == mbf::KernelFamily::global_avg_pool);
+    EXPECT_EQ(v.softmax != nullptr, v.family == mbf::KernelFamily::softmax);
+    EXPECT_TRUE(contains(mbf::compiled_isas(), v.isa)) << v.isa;
+    EXPECT_NE(std::string(v.name).find(mbf::family_name(v.family)), std::string::npos) << "the name says the family";
+    EXPECT_NE(std::string(v.name).find(v.isa), std::string::npos) << "the name says the ISA";
+    if (v.family == mbf::KernelFamily::gemm) {
+      EXPECT_GE(v.tile_m, 1);
+      EXPECT_GE(v.tile_n, 1);
+      EXPECT_LE(v.tile_n, mbf::kMaxPanelWidth);
+    }
+    bool chosen = false;
+    for (const auto& level : mbf::isa_levels())
+      chosen |= &mbf::chosen_variant(level.name, v.family) == &v;
+    EXPECT_TRUE(chosen) << "no ISA level runs it";
+  }
+  for (const auto& level : mbf::isa_levels()) {
+    SCOPED_TRACE(level.name);
+    for (int f = 0; f < mbf::kKernelFamilies; ++f) {
+      const mbf::KernelVariant& v = mbf::chosen_variant(level.name, static_cast<mbf::KernelFamily>(f));
+      EXPECT_EQ(v.requires & ~level.features, 0u) << v.name << " needs " << mbf::feature_list(v.requires);
+    }
+  }
+  for (const auto& isa : mbf::supported_isas()) {
+    SCOPED_TRACE(isa);
+    const mbf::KernelTable& t = mbf::select_kernels(isa);
+    auto chosen = [&](mbf::KernelFamily f) -> const mbf::KernelVariant& { return mbf::chosen_variant(isa, f); };
+    EXPECT_EQ(t.dwconv3x3_s1, chosen(mbf::KernelFamily::dwconv3x3_s1).conv);
+    EXPECT_EQ(t.dwconv3x3_s2, chosen(mbf::KernelFamily::dwconv3x3_s2).conv);
+    EXPECT_EQ(t.conv3x3_stem, chosen(mbf::KernelFamily::conv3x3_stem).conv);
+    EXPECT_EQ(t.gemm, chosen(mbf::KernelFamily::gemm).gemm);
+    EXPECT_EQ(t.gemm_mr, chosen(mbf::KernelFamily::gemm).tile_m);
+    EXPECT_EQ(t.gemm_nr, chosen(mbf::KernelFamily::gemm).tile_n);
+    EXPECT_EQ(t.global_avg_pool, chosen(mbf::KernelFamily::global_avg_pool).global_avg_pool);
+    EXPECT_EQ(t.softmax, chosen(mbf::KernelFamily::softmax).softmax);
+    for (int f = 0; f < mbf::kKernelFamilies; ++f)
+      EXPECT_EQ(std::string(t.variant[f]), chosen(static_cast<mbf::KernelFamily>(f)).name);
+  }
+}
+
+// A level is supported exactly when the CPU has every feature it allows; the features printed by
+// feature_list name each bit once.
+TEST(Variants, LevelsFollowCpuFeatures) {
+  const mbf::FeatureSet have = mbf::cpu_features().set();
+  for (const auto& level : mbf::isa_levels())
+    EXPECT_EQ(contains(mbf::supported_isas(), level.name), (level.features & ~have) == 0u) << level.name;
+  EXPECT_EQ(mbf::feature_list(0), "none");
+  EXPECT_EQ(mbf::feature_list(mbf::kAvx2 | mbf::kFma), "avx2+fma");
+  mbf::FeatureSet all = 0;
+  for (const auto& [bit, name] : mbf::feature_names()) {
+    EXPECT_EQ(all & bit, 0u) << name;
+    all |= bit;
+  }
+  std::printf("CPU features: %s\n", mbf::feature_list(have).c_str());
+}
+
 }  // namespace
 }  // namespace mbf_test

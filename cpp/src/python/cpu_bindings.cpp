@@ -18,25 +18,42 @@ py::dict cpu_info() {
   py::dict features;
   features["sse2"] = f.sse2;
   features["avx"] = f.avx;
-  features["avx2"] = f.avx2;
-  features["fma"] = f.fma;
-  features["avx512f"] = f.avx512f;
-  features["avx512bw"] = f.avx512bw;
-  features["avx512vl"] = f.avx512vl;
-  features["avx512dq"] = f.avx512dq;
-  features["neon"] = f.neon;
+  const mbf::FeatureSet have = f.set();
+  for (const auto& [bit, name] : mbf::feature_names()) features[name] = (have & bit) != 0;
+  py::list variants;
+  for (const mbf::KernelVariant& v : mbf::kernel_variants()) {
+    py::dict row;
+    row["name"] = v.name;
+    row["family"] = mbf::family_name(v.family);
+    row["isa"] = v.isa;
+    row["tile"] = py::make_tuple(v.tile_m, v.tile_n);
+    row["requires"] = mbf::feature_list(v.requires);
+    row["supported"] = (v.requires & ~have) == 0;
+    variants.append(row);
+  }
+  py::dict chosen;
+  for (const std::string& isa : mbf::supported_isas()) {
+    py::dict per_family;
+    for (int i = 0; i < mbf::kKernelFamilies; ++i) {
+      const auto fam = static_cast<mbf::KernelFamily>(i);
+      per_family[mbf::family_name(fam)] = mbf::chosen_variant(isa, fam).name;
+    }
+    chosen[py::str(isa)] = per_family;
+  }
   py::dict d;
   d["arch"] = f.arch;
   d["features"] = features;
   d["compiled_isas"] = mbf::compiled_isas();
   d["supported_isas"] = mbf::supported_isas();
+  d["variants"] = variants;
+  d["kernels"] = chosen;
   return d;
 }
 
 }  // namespace
 
 void bind_cpu(py::module_& m) {
-  m.def("cpu_info", &cpu_info, "Detected CPU architecture and features, and the compiled/supported ISAs.");
+  m.def("cpu_info", &cpu_info, "Detected CPU architecture and features, the compiled/supported ISAs, every kernel variant and the one each ISA runs per family.");
   m.def("compiled_isas", &mbf::compiled_isas, "ISAs compiled into this build, most portable first.");
   m.def("supported_isas", &mbf::supported_isas, "Compiled ISAs this CPU can run, most portable first.");
   m.def(
