@@ -105,7 +105,12 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
 
 
 def cpu_info() -> Dict[str, Any]:
-    """CPU architecture, detected SIMD features, compiled and supported ISAs, and the chosen one."""
+    """CPU architecture, detected SIMD features, compiled and supported ISAs, and the chosen one.
+
+    Also ``variants``: every kernel variant of this build (name, family, ISA, tile, required
+    features, whether this CPU has them), and ``kernels``: for each supported ISA, the variant it
+    runs per kernel family.
+    """
     info: Dict[str, Any] = dict(_core.cpu_info())
     try:
         info["selected_isa"] = _core.select_isa(None)

@@ -656,6 +656,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"CPU: {cpu['arch']}; features: {feats}")
     print(f"kernel paths compiled: {', '.join(cpu['compiled_isas'])}; supported here: "
           f"{', '.join(cpu['supported_isas'])}; selected: {cpu['selected_isa']}")
+    chosen = cpu.get("kernels", {}).get(cpu["selected_isa"] or "", {})
+    if chosen:
+        print("kernels it runs: " + ", ".join(f"{family} {name}" for family, name in chosen.items()))
     print(f"threads by default: {default_threads()} (physical cores this process may run on)")
     if cpu.get("error"):
         print(f"warning: {cpu['error']}")
