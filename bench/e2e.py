@@ -83,7 +83,7 @@ ENGINES: Dict[str, Tuple[str, Optional[str], str]] = {
     "litert-builtin": ("litert builtin", "ai_edge_litert", "pip install ai-edge-litert"),
     "openvino": ("openvino", "openvino", "pip install openvino"),
     "pytorch": ("pytorch", "torch", "pip install torch (the CPU build)"),
-    "baseline": ("mobilenet-fast baseline", None, "--baseline DIR"),
+    "baseline": ("baseline", None, "--baseline DIR"),
 }
 DEFAULT_ENGINES = ("ours", "onnxruntime", "litert", "openvino", "pytorch")
 
@@ -792,10 +792,17 @@ def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
             else:
                 cells.append(f"{e['median_ms']:.2f}" if c["batch"] == 1 else f"{e['images_per_s']:.1f}")
         print(f"{name:<22}" + "".join(f"{v:>{width}}" for v in cells))
-    best_row, ratio_row = [], []
+    best_row, ratio_row, base_row = [], [], []
     for c, _ in cols:
         ours = next((e for e in c["engines"] if e["engine"] == OURS and "median_ms" in e), None)
-        peers = [e for e in c["engines"] if e["engine"] != OURS and "median_ms" in e]
+        peers = [e for e in c["engines"] if e["key"] not in ("ours", "baseline") and "median_ms" in e]
+        base = next((e for e in c["engines"] if e["key"] == "baseline" and "median_ms" in e), None)
+        if ours and base:
+            c["ours_over_baseline"] = ours["median_ms"] / base["median_ms"]
+            c["ours_over_baseline_min"] = ours["min_ms"] / base["min_ms"]
+            base_row.append(f"{c['ours_over_baseline']:.3f} ({c['ours_over_baseline_min']:.3f})")
+        else:
+            base_row.append("-")
         if not ours or not peers:
             best_row.append("-")
             ratio_row.append("-")
@@ -808,6 +815,10 @@ def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
     print(f"{'best peer':<22}" + "".join(f"{v:>{width}}" for v in best_row))
     print(f"{'ours/best peer (time)':<22}" + "".join(f"{v:>{width}}" for v in ratio_row))
     print("(ours/best peer < 1: mobilenet-fast is faster; ratio of median times per call)")
+    if any(v != "-" for v in base_row):
+        print(f"{'ours/baseline':<22}" + "".join(f"{v:>{width}}" for v in base_row))
+        print("(ours/baseline: median time ratio, in brackets the ratio of the minimum times; the baseline is "
+              "the build in --baseline, not a peer)")
 
 
 def main() -> int:
