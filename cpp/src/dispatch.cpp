@@ -72,6 +72,7 @@ const char* family_name(KernelFamily f) {
     case KernelFamily::gemm: return "gemm";
     case KernelFamily::global_avg_pool: return "global_avg_pool";
     case KernelFamily::softmax: return "softmax";
+    case KernelFamily::qgemm_u8s8: return "qgemm_u8s8";
   }
   return "?";
 }
@@ -174,6 +175,7 @@ namespace {
 KernelTable build_table(const IsaLevel& level) {
   auto pick = [&](KernelFamily f) -> const KernelVariant& { return chosen_variant(level.name, f); };
   const KernelVariant& gemm = pick(KernelFamily::gemm);
+  const KernelVariant& qgemm = pick(KernelFamily::qgemm_u8s8);
   KernelTable t{level.name,
                 pick(KernelFamily::dwconv3x3_s1).conv,
                 pick(KernelFamily::dwconv3x3_s2).conv,
@@ -183,6 +185,9 @@ KernelTable build_table(const IsaLevel& level) {
                 gemm.tile_n,
                 pick(KernelFamily::global_avg_pool).global_avg_pool,
                 pick(KernelFamily::softmax).softmax,
+                qgemm.qgemm,
+                qgemm.tile_m,
+                qgemm.tile_n,
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
   return t;
@@ -220,11 +225,12 @@ const KernelTable& select_kernels(const std::string& requested) {
       if (allows(have, levels[i].features)) return tables[i];
     return tables.front();
   }
-  static const char* known[] = {"scalar", "avx2", "avx512", "neon"};
+  static const char* known[] = {"scalar", "avx2", "avx512", "avx512_vnni", "neon"};
   bool is_known = false;
   for (const char* k : known) is_known |= (want == k);
   if (!is_known)
-    throw InputError(origin + " '" + want + "' is unknown; expected one of: auto, scalar, avx2, avx512, neon");
+    throw InputError(origin + " '" + want +
+                     "' is unknown; expected one of: auto, scalar, avx2, avx512, avx512_vnni, neon");
   for (std::size_t i = 0; i < levels.size(); ++i) {
     if (want != levels[i].name) continue;
     if (!allows(have, levels[i].features))

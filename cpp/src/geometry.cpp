@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "mobilenet_fast/kernels.h"
@@ -57,6 +58,51 @@ void pack_gemm_weights(int k, int n, int nr, const float* b, const float* bias, 
     for (int p = 0; p < k; ++p, dst += nr)
       for (int j = 0; j < nr; ++j)
         dst[j] = j < cols ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : 0.0f;
+  }
+}
+
+std::size_t packed_qgemm_bytes(int k, int n, int nr) {
+  const std::size_t panels = (static_cast<std::size_t>(n) + nr - 1) / nr;
+  const std::size_t groups = (static_cast<std::size_t>(k) + kQgemmKr - 1) / kQgemmKr;
+  return panels * static_cast<std::size_t>(nr) * (2 * sizeof(std::int32_t) + groups * kQgemmKr);
+}
+
+void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                        std::int32_t input_zero_point, void* packed) {
+  if (nr < 1 || nr > kMaxQgemmPanel) throw InputError("qgemm: panel width must be 1.." + std::to_string(kMaxQgemmPanel));
+  const int groups = (k + kQgemmKr - 1) / kQgemmKr;
+  auto* out = static_cast<unsigned char*>(packed);
+  for (int j0 = 0; j0 < n; j0 += nr) {
+    const int cols = std::min(nr, n - j0);
+    std::int32_t head_bias[kMaxQgemmPanel];
+    float head_scale[kMaxQgemmPanel];
+    for (int j = 0; j < nr; ++j) {
+      head_bias[j] = 0;
+      head_scale[j] = 1.0f;
+      if (j >= cols) continue;
+      const float s = scale[j0 + j];
+      if (!(s > 0.0f) || !std::isfinite(s))
+        throw InputError("qgemm: scale of column " + std::to_string(j0 + j) + " must be a positive finite number");
+      head_scale[j] = s;
+      std::int64_t sum = 0;
+      for (int p = 0; p < k; ++p) sum += b[static_cast<std::ptrdiff_t>(p) * n + j0 + j];
+      const std::int64_t corrected = (bias ? bias[j0 + j] : 0) - static_cast<std::int64_t>(input_zero_point) * sum;
+      if (corrected < INT32_MIN || corrected > INT32_MAX)
+        throw InputError("qgemm: bias of column " + std::to_string(j0 + j) + " minus zero point x weight sum " +
+                         "overflows int32");
+      head_bias[j] = static_cast<std::int32_t>(corrected);
+    }
+    std::memcpy(out, head_bias, sizeof(std::int32_t) * nr);
+    out += sizeof(std::int32_t) * nr;
+    std::memcpy(out, head_scale, sizeof(float) * nr);
+    out += sizeof(float) * nr;
+    for (int g = 0; g < groups; ++g)
+      for (int j = 0; j < nr; ++j)
+        for (int q = 0; q < kQgemmKr; ++q, ++out) {
+          const int p = g * kQgemmKr + q;
+          *out = static_cast<unsigned char>(
+              (j < cols && p < k) ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : static_cast<std::int8_t>(0));
+        }
   }
 }
 

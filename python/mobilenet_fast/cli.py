@@ -134,7 +134,7 @@ def version_text() -> str:
     return f"mobilenet-fast {__version__} ({kernels})"
 
 
-_ISA_HELP = ("force a kernel set: scalar, avx2, avx512, neon (default: $MOBILENET_FAST_ISA if set, "
+_ISA_HELP = ("force a kernel set: scalar, avx2, avx512, avx512_vnni, neon (default: $MOBILENET_FAST_ISA if set, "
              "else the best this CPU supports)")
 _THREADS_HELP = "threads one call uses (default: the physical cores this process may run on)"
 _WEIGHTS_HELP = ("weight file: our .safetensors or any format `convert` reads (.pb, .h5, .keras, .onnx, .pth, "

@@ -17,6 +17,13 @@ NaN/Inf: by default the ops do **not** check their input. Non-finite values give
 results that differ between ISAs (the scalar kernels propagate NaN; the SIMD clamps turn it into
 the clamp's lower bound, -inf for a linear output). Pass ``check_finite=True`` to have ``x``
 checked first (InputError "contains NaN or Inf"). :class:`mobilenet_fast.Model` always checks.
+
+int8: ``qgemm_u8s8(a, weights, scale, bias=None, input_zero_point=0, output_zero_point=0,
+clamp=None, isa=None)`` multiplies uint8 activations ``a[M,K]`` by int8 weights ``[K,N]``, sums
+exactly in int32 (``acc = bias + sum((a - input_zero_point) * w)``) and requantises each column
+``n`` to uint8: ``clamp(output_zero_point + rne(float32(acc) * scale[n]), min, max)`` (float32
+multiply, round to nearest even; ``clamp`` = (min, max) in 0..255, default (0, 255)). The bytes
+are the same on every ISA.
 """
 
 from ._core import ops as _ops
@@ -28,5 +35,6 @@ gemm = _ops.gemm
 dense = _ops.dense
 global_avg_pool = _ops.global_avg_pool
 softmax = _ops.softmax
+qgemm_u8s8 = _ops.qgemm_u8s8
 
-__all__ = ["conv3x3", "dwconv3x3", "pwconv", "gemm", "dense", "global_avg_pool", "softmax"]
+__all__ = ["conv3x3", "dwconv3x3", "pwconv", "gemm", "dense", "global_avg_pool", "softmax", "qgemm_u8s8"]

@@ -1,6 +1,6 @@
 // Run-time choice of kernels. Every kernel variant compiled into this build is one row of the
 // variant table (name, family, ISA, tile sizes, required CPU features); an ISA level
-// (MOBILENET_FAST_ISA=scalar|avx2|avx512|neon) is a set of CPU features, and its KernelTable holds,
+// (MOBILENET_FAST_ISA=scalar|avx2|avx512|avx512_vnni|neon) is a set of CPU features, and its KernelTable holds,
 // for each family, the most preferred variant whose features the level allows. Without a request
 // the best level the CPU supports runs.
 #pragma once
@@ -63,6 +63,7 @@ struct KernelVariant {
   gemm_fn gemm;
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
+  qgemm_fn qgemm;
 };
 
 // Every variant compiled into this build, least preferred (most portable) first.

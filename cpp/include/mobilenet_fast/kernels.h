@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -65,6 +66,33 @@ std::size_t packed_gemm_size(int k, int n, int nr);
 // bias values followed by K rows of nr weights; columns past N are zero.
 void pack_gemm_weights(int k, int n, int nr, const float* b, const float* bias, float* packed);
 
+// ---- int8 (quantised) kernels. Activations are uint8 with a per-tensor zero point, weights int8
+// symmetric per output channel; products are summed exactly in int32 and requantised with a
+// float32 multiplier per output channel, rounded to nearest even, saturated to the clamp.
+
+// Output quantisation of a quantised kernel: q = clamp(zero_point + rne(acc * scale[n]), min, max).
+struct QuantOut {
+  std::int32_t zero_point;
+  std::uint8_t min, max;  // the fused activation in the quantised domain (ReLU6: q(0)..q(6))
+};
+// C[M][N] (uint8, row stride ldc) = requantise(A[M][K] (uint8, row stride lda) x B + bias), with
+// B, bias and the per-column scales packed by pack_qgemm_weights() with this table's qgemm_nr.
+using qgemm_fn = void (*)(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed_b,
+                          std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out);
+// K values per group in the packed int8 weights (one 32-bit lane of a dot-product instruction).
+constexpr int kQgemmKr = 4;
+// Widest panel pack_qgemm_weights() packs.
+constexpr int kMaxQgemmPanel = 64;
+// Bytes pack_qgemm_weights() writes for a K x N weight matrix and panel width nr.
+std::size_t packed_qgemm_bytes(int k, int n, int nr);
+// Packs B[K][N] int8, bias[N] int32 (may be null: zeros) and scale[N] into ceil(N/nr) panels, each
+// holding nr int32 biases (bias - input_zero_point * sum_k B[k][n], so the kernels multiply the raw
+// uint8 activations), nr float32 scales, then ceil(K/4) groups of nr columns x 4 consecutive k
+// values; columns past N and k past K are zero. Throws InputError for a scale that is not a
+// positive finite number, or a corrected bias outside int32.
+void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                        std::int32_t input_zero_point, void* packed);
+
 // The kernel families: one entry point each in a KernelTable, one or more variants each in the
 // variant table (kernels/variants.cpp).
 enum class KernelFamily : int {
@@ -74,8 +102,9 @@ enum class KernelFamily : int {
   gemm,
   global_avg_pool,
   softmax,
+  qgemm_u8s8,  // int8 pointwise GEMM: uint8 activations x int8 weights -> requantised uint8
 };
-constexpr int kKernelFamilies = 6;
+constexpr int kKernelFamilies = 7;
 // "dwconv3x3_s1", "gemm", ...
 const char* family_name(KernelFamily f);
 
@@ -91,6 +120,9 @@ struct KernelTable {
   int gemm_nr;
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
+  qgemm_fn qgemm;
+  int qgemm_mr;
+  int qgemm_nr;
   // Name of the variant behind each entry, indexed by KernelFamily (e.g. "gemm_14x32_avx512").
   const char* variant[kKernelFamilies];
 };

@@ -17,6 +17,7 @@ using conv3x3_kernel = std::remove_pointer_t<conv3x3_fn>;
 using gemm_kernel = std::remove_pointer_t<gemm_fn>;
 using global_avg_pool_kernel = std::remove_pointer_t<global_avg_pool_fn>;
 using softmax_kernel = std::remove_pointer_t<softmax_fn>;
+using qgemm_kernel = std::remove_pointer_t<qgemm_fn>;
 
 // Widest GEMM panel any table packs for.
 constexpr int kMaxPanelWidth = 64;
@@ -31,6 +32,12 @@ constexpr int kGemmNrScalar = 8;
 gemm_kernel gemm_1x8_scalar;
 global_avg_pool_kernel global_avg_pool_scalar;
 softmax_kernel softmax_scalar;
+// The int8 GEMM for any panel width (the scalar variant, qgemm_1x8c4_scalar, uses 8): one row and
+// column at a time, the reference of the int8 tests.
+void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
+                     std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, int panel_width);
+constexpr int kQgemmNrScalar = 8;
+qgemm_kernel qgemm_1x8c4_scalar;
 
 // ---- SIMD variants, by family. Names say what they are: dwconv3x3_s2_avx2_8c is the stride-2
 // depthwise kernel on AVX2 with 8 channels per vector, gemm_14x32_avx512 the GEMM with 14x32
@@ -48,6 +55,11 @@ global_avg_pool_kernel global_avg_pool_avx2, global_avg_pool_avx512;
 constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
 constexpr int kGemmMrAvx512 = 14, kGemmNrAvx512 = 32;
 gemm_kernel gemm_6x16_avx2, gemm_14x32_avx512;
+// int8 GEMM (kernels/int8/qgemm.h): "c4" = k in groups of 4 (kQgemmKr). AVX2 widens to int16
+// (vpmaddwd), AVX-512 VNNI uses vpdpbusd.
+constexpr int kQgemmMrAvx2 = 6, kQgemmNrAvx2 = 8;
+constexpr int kQgemmMrAvx512Vnni = 14, kQgemmNrAvx512Vnni = 32;
+qgemm_kernel qgemm_6x8c4_avx2, qgemm_14x32c4_avx512vnni;
 #endif
 
 #if defined(MBF_HAVE_NEON_KERNELS)

@@ -12,17 +12,34 @@ namespace {
 
 using F = KernelFamily;
 
+// A row whose entry point is `member` (the field of its family).
+template <class Fn>
+KernelVariant make(const char* name, F f, const char* isa, int tile_m, int tile_n, FeatureSet req,
+                   Fn KernelVariant::*member, Fn fn) {
+  KernelVariant v{};
+  v.name = name;
+  v.family = f;
+  v.isa = isa;
+  v.tile_m = tile_m;
+  v.tile_n = tile_n;
+  v.requires = req;
+  v.*member = fn;
+  return v;
+}
 KernelVariant conv(const char* name, F f, const char* isa, int tile_m, int tile_n, FeatureSet req, dwconv3x3_fn fn) {
-  return {name, f, isa, tile_m, tile_n, req, fn, nullptr, nullptr, nullptr};
+  return make(name, f, isa, tile_m, tile_n, req, &KernelVariant::conv, fn);
 }
 KernelVariant gemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, gemm_fn fn) {
-  return {name, F::gemm, isa, mr, nr, req, nullptr, fn, nullptr, nullptr};
+  return make(name, F::gemm, isa, mr, nr, req, &KernelVariant::gemm, fn);
 }
 KernelVariant pool(const char* name, const char* isa, int lanes, FeatureSet req, global_avg_pool_fn fn) {
-  return {name, F::global_avg_pool, isa, 1, lanes, req, nullptr, nullptr, fn, nullptr};
+  return make(name, F::global_avg_pool, isa, 1, lanes, req, &KernelVariant::global_avg_pool, fn);
 }
 KernelVariant softmax(const char* name, const char* isa, FeatureSet req, softmax_fn fn) {
-  return {name, F::softmax, isa, 1, 1, req, nullptr, nullptr, nullptr, fn};
+  return make(name, F::softmax, isa, 1, 1, req, &KernelVariant::softmax, fn);
+}
+KernelVariant qgemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, qgemm_fn fn) {
+  return make(name, F::qgemm_u8s8, isa, mr, nr, req, &KernelVariant::qgemm, fn);
 }
 
 #if defined(MBF_HAVE_X86_KERNELS)
@@ -40,6 +57,7 @@ std::vector<KernelVariant> make_table() {
       gemm("gemm_1x8_scalar", "scalar", 1, kGemmNrScalar, 0, gemm_1x8_scalar),
       pool("global_avg_pool_scalar", "scalar", 1, 0, global_avg_pool_scalar),
       softmax("softmax_scalar", "scalar", 0, softmax_scalar),
+      qgemm("qgemm_u8s8_1x8c4_scalar", "scalar", 1, kQgemmNrScalar, 0, qgemm_1x8c4_scalar),
 #if defined(MBF_HAVE_X86_KERNELS)
       // ---- AVX2 + FMA (kernels/avx2/)
       conv("dwconv3x3_s1_avx2_8c", F::dwconv3x3_s1, "avx2", 1, 8, kAvx2Fma, dwconv3x3_s1_avx2_8c),
@@ -47,12 +65,16 @@ std::vector<KernelVariant> make_table() {
       conv("conv3x3_stem_avx2", F::conv3x3_stem, "avx2", 1, 8, kAvx2Fma, conv3x3_stem_avx2),
       gemm("gemm_6x16_avx2", "avx2", kGemmMrAvx2, kGemmNrAvx2, kAvx2Fma, gemm_6x16_avx2),
       pool("global_avg_pool_avx2", "avx2", 8, kAvx2Fma, global_avg_pool_avx2),
+      qgemm("qgemm_u8s8_6x8c4_avx2", "avx2", kQgemmMrAvx2, kQgemmNrAvx2, kAvx2Fma, qgemm_6x8c4_avx2),
       // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
       conv("dwconv3x3_s1_avx512_16c", F::dwconv3x3_s1, "avx512", 1, 16, kAvx512, dwconv3x3_s1_avx512_16c),
       conv("dwconv3x3_s2_avx512_16c", F::dwconv3x3_s2, "avx512", 1, 16, kAvx512, dwconv3x3_s2_avx512_16c),
       conv("conv3x3_stem_avx512", F::conv3x3_stem, "avx512", 1, 16, kAvx512, conv3x3_stem_avx512),
       gemm("gemm_14x32_avx512", "avx512", kGemmMrAvx512, kGemmNrAvx512, kAvx512, gemm_14x32_avx512),
       pool("global_avg_pool_avx512", "avx512", 16, kAvx512, global_avg_pool_avx512),
+      // ---- AVX-512 VNNI (kernels/avx512vnni/): int8 only; the float kernels stay AVX-512's
+      qgemm("qgemm_u8s8_14x32c4_avx512_vnni", "avx512_vnni", kQgemmMrAvx512Vnni, kQgemmNrAvx512Vnni,
+            kAvx512 | kAvx512Vnni, qgemm_14x32c4_avx512vnni),
 #endif
 #if defined(MBF_HAVE_NEON_KERNELS)
       // ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4
@@ -82,6 +104,7 @@ const std::vector<IsaLevel>& isa_levels() {
 #if defined(MBF_HAVE_X86_KERNELS)
       {"avx2", kAvx2Fma},
       {"avx512", kAvx512},
+      {"avx512_vnni", kAvx512 | kAvx512Vnni},
 #endif
 #if defined(MBF_HAVE_NEON_KERNELS)
       {"neon", kNeon},

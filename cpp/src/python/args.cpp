@@ -40,22 +40,40 @@ std::string shape_str(const py::array& a) {
 
 std::string type_name(const py::handle& obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
-FloatArray checked(const py::handle& obj, const std::string& name, int ndim) {
+namespace {
+
+template <class T>
+const char* numpy_name();
+template <>
+const char* numpy_name<float>() { return "float32"; }
+template <>
+const char* numpy_name<std::uint8_t>() { return "uint8"; }
+template <>
+const char* numpy_name<std::int8_t>() { return "int8"; }
+template <>
+const char* numpy_name<std::int32_t>() { return "int32"; }
+
+}  // namespace
+
+template <class T>
+Array<T> checked_array(const py::handle& obj, const std::string& name, int ndim) {
   if (!py::isinstance<py::array>(obj))
     throw InputError(name + " must be a numpy array, got " + type_name(obj));
   if (is_masked_array(obj))
     throw InputError(name + " is a masked array: the kernels would ignore its mask (use .filled(value))");
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<float>().ptr()))
-    throw InputError(name + " must have dtype float32 in native byte order, got " + std::string(py::str(a.dtype())) +
-                     " (use x.astype(numpy.float32))");
+  const std::string dt = numpy_name<T>();
+  if (!py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<T>().ptr()))
+    throw InputError(name + " must have dtype " + dt + (sizeof(T) > 1 ? " in native byte order" : "") + ", got " +
+                     std::string(py::str(a.dtype())) + " (use x.astype(numpy." + dt + "))");
   if (a.ndim() != ndim)
     throw InputError(name + " must have " + std::to_string(ndim) + " dimensions, got " + std::to_string(a.ndim()) +
                      " with shape " + shape_str(a));
   if (!(a.flags() & py::array::c_style))
     throw InputError(name + " must be C-contiguous (use numpy.ascontiguousarray); got a strided view");
   if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-    throw InputError(name + " is not aligned to its 4-byte float32 items (use numpy.ascontiguousarray or .copy())");
+    throw InputError(name + " is not aligned to its " + std::to_string(sizeof(T)) + "-byte " + dt +
+                     " items (use numpy.ascontiguousarray or .copy())");
   std::int64_t total = 1;
   for (py::ssize_t i = 0; i < a.ndim(); ++i) {
     const std::int64_t d = std::max<std::int64_t>(a.shape(i), 1);
@@ -64,7 +82,16 @@ FloatArray checked(const py::handle& obj, const std::string& name, int ndim) {
                        ", more than the limit of 2^31 - 1 values per array (split it)");
     total *= d;
   }
-  return py::reinterpret_borrow<FloatArray>(a);
+  return py::reinterpret_borrow<Array<T>>(a);
+}
+
+template Array<float> checked_array<float>(const py::handle&, const std::string&, int);
+template Array<std::uint8_t> checked_array<std::uint8_t>(const py::handle&, const std::string&, int);
+template Array<std::int8_t> checked_array<std::int8_t>(const py::handle&, const std::string&, int);
+template Array<std::int32_t> checked_array<std::int32_t>(const py::handle&, const std::string&, int);
+
+FloatArray checked(const py::handle& obj, const std::string& name, int ndim) {
+  return checked_array<float>(obj, name, ndim);
 }
 
 py::array_t<float> new_output(const std::vector<py::ssize_t>& shape, const std::string& what) {

@@ -23,7 +23,9 @@ namespace py = pybind11;
 
 namespace mbf::python {
 
-using FloatArray = py::array_t<float, py::array::c_style>;
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+using FloatArray = Array<float>;
 // Largest array (in values) any entry point accepts or allocates: fewer than 2^31 values, so every
 // size and index fits an int inside the kernels.
 constexpr std::int64_t kMaxElements = (std::int64_t{1} << 31) - 1;
@@ -38,6 +40,9 @@ std::string type_name(const py::handle& obj);
 // Returns obj as a C-contiguous, aligned, native float32 array of rank ndim holding fewer than
 // 2^31 values, without copying; raises InputError otherwise.
 FloatArray checked(const py::handle& obj, const std::string& name, int ndim);
+// The same for the other element types the kernels take: float, uint8, int8, int32.
+template <class T>
+Array<T> checked_array(const py::handle& obj, const std::string& name, int ndim);
 // A new float32 array of this shape, refused (InputError naming `what`) if it would hold 2^31
 // values or more; numpy raises MemoryError if the allocation itself fails.
 py::array_t<float> new_output(const std::vector<py::ssize_t>& shape, const std::string& what);

@@ -158,6 +158,51 @@ void bind_ops(py::module_& m) {
       py::arg("check_finite") = false,
       (std::string("Fully connected layer: x[N,K] @ weights[K,classes] + bias.") + kOpsNaN).c_str());
   ops.def(
+      "qgemm_u8s8",
+      [](const py::object& a_obj, const py::object& w_obj, const py::object& scale_obj, const py::object& bias_obj,
+         const py::object& input_zero_point, const py::object& output_zero_point, const py::object& clamp,
+         const py::object& isa) {
+        const Array<std::uint8_t> a = checked_array<std::uint8_t>(a_obj, "a", 2);
+        const Array<std::int8_t> w = checked_array<std::int8_t>(w_obj, "weights", 2);
+        const py::ssize_t m = a.shape(0), kk = a.shape(1), n = w.shape(1);
+        if (w.shape(0) != kk)
+          throw InputError("weights has shape " + shape_str(w) + ", expected (" + std::to_string(kk) + ", N)");
+        if (m == 0 || kk == 0 || n == 0) throw InputError("qgemm_u8s8: every dimension must be positive");
+        std::vector<std::int32_t> bias(static_cast<std::size_t>(n), 0);
+        if (!bias_obj.is_none()) {
+          const Array<std::int32_t> b = checked_array<std::int32_t>(bias_obj, "bias", 1);
+          if (b.shape(0) != n) throw InputError("bias has shape " + shape_str(b) + ", expected (" + std::to_string(n) + ",)");
+          std::copy(b.data(), b.data() + n, bias.begin());
+        }
+        const FloatArray s = checked(scale_obj, "scale", 1);
+        if (s.shape(0) != n) throw InputError("scale has shape " + shape_str(s) + ", expected (" + std::to_string(n) + ",)");
+        const auto zin = static_cast<std::int32_t>(int_arg(input_zero_point, "input_zero_point", 0, 255));
+        mbf::QuantOut q{static_cast<std::int32_t>(int_arg(output_zero_point, "output_zero_point", 0, 255)), 0, 255};
+        if (!clamp.is_none()) {
+          const std::vector<py::object> c = seq_arg(clamp, "clamp", 2, "(min, max) in 0..255");
+          const long long lo = int_arg(c[0], "clamp min", 0, 255), hi = int_arg(c[1], "clamp max", 0, 255);
+          if (lo > hi) throw InputError("clamp min " + std::to_string(lo) + " > max " + std::to_string(hi));
+          q.min = static_cast<std::uint8_t>(lo);
+          q.max = static_cast<std::uint8_t>(hi);
+        }
+        const mbf::KernelTable& k = kernels_for(isa);
+        std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr));
+        mbf::pack_qgemm_weights(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr, w.data(), bias.data(), s.data(),
+                                zin, packed.data());  // InputError for a bad scale or an int32 overflow
+        py::array_t<std::uint8_t> out({m, n});
+        const std::uint8_t* ap = a.data();
+        std::uint8_t* op = out.mutable_data();
+        py::gil_scoped_release release;
+        k.qgemm(static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), ap, kk, packed.data(), op, n, q);
+        return out;
+      },
+      py::arg("a"), py::arg("weights"), py::arg("scale"), py::arg("bias") = none,
+      py::arg("input_zero_point") = 0, py::arg("output_zero_point") = 0, py::arg("clamp") = none,
+      py::arg("isa") = none,
+      "int8 GEMM: a[M,K] uint8 (zero point input_zero_point) x weights[K,N] int8 + bias[N] int32 -> uint8 "
+      "clamp(output_zero_point + rne(acc * scale[n]), min, max), acc the exact int32 sum of "
+      "(a - input_zero_point) * weights + bias; scale[N] float32, positive.");
+  ops.def(
       "global_avg_pool",
       [](const py::object& x_obj, const py::object& isa, bool check_finite) {
         FloatArray x = checked(x_obj, "x", 4);

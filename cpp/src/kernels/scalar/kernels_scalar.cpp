@@ -2,6 +2,7 @@
 // favour plain loops over cleverness; the compiler may still vectorise the channel loops.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels_internal.h"
@@ -92,6 +93,49 @@ void gemm_scalar_nr(int m, int n, int k, const float* a, std::ptrdiff_t lda, con
 void gemm_1x8_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, const float* packed, float* c,
                      std::ptrdiff_t ldc, Clamp clamp) {
   gemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, clamp, kGemmNrScalar);
+}
+
+namespace {
+
+// zero_point + rne(acc * scale), clamped to [min, max]: the float32 operations every SIMD variant
+// performs (int32 -> float32 rounds to nearest even, one float32 multiply, the clamp in the float
+// domain on the integer bounds, then round to nearest even), so they all give these bits.
+std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q) {
+  float y = static_cast<float>(acc) * scale;
+  y = std::min(std::max(y, static_cast<float>(q.min - q.zero_point)), static_cast<float>(q.max - q.zero_point));
+  return static_cast<std::uint8_t>(q.zero_point + static_cast<std::int32_t>(std::nearbyint(y)));
+}
+
+}  // namespace
+
+void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
+                     std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, int panel_width) {
+  const std::ptrdiff_t groups = (k + kQgemmKr - 1) / kQgemmKr;
+  const std::ptrdiff_t panel_bytes = panel_width * (2 * static_cast<std::ptrdiff_t>(sizeof(std::int32_t)) + groups * kQgemmKr);
+  const auto* base = static_cast<const unsigned char*>(packed);
+  for (int j0 = 0; j0 < n; j0 += panel_width) {
+    const unsigned char* panel = base + (j0 / panel_width) * panel_bytes;
+    const int cols = std::min(panel_width, n - j0);
+    for (int j = 0; j < cols; ++j) {
+      std::int32_t bias;
+      float scale;
+      std::memcpy(&bias, panel + sizeof(std::int32_t) * j, sizeof bias);
+      std::memcpy(&scale, panel + sizeof(std::int32_t) * (panel_width + j), sizeof scale);
+      const auto* w = reinterpret_cast<const std::int8_t*>(panel + 2 * sizeof(std::int32_t) * panel_width) + j * kQgemmKr;
+      for (int i = 0; i < m; ++i) {
+        std::int32_t acc = bias;
+        const std::uint8_t* ar = a + i * lda;
+        for (int p = 0; p < k; ++p)
+          acc += static_cast<std::int32_t>(ar[p]) * w[(p / kQgemmKr) * panel_width * kQgemmKr + p % kQgemmKr];
+        c[i * ldc + j0 + j] = requantize(acc, scale, out);
+      }
+    }
+  }
+}
+
+void qgemm_1x8c4_scalar(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
+                        std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out) {
+  qgemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, out, kQgemmNrScalar);
 }
 
 void global_avg_pool_scalar(const float* in, int hw, int channels, float* out) {

@@ -1,0 +1,100 @@
+// The int8 pointwise GEMM (uint8 activations x int8 weights -> requantised uint8): one
+// implementation for every int8 vector layer QV (kernels/simd/qvec_<isa>.h). Included only by an
+// ISA's translation unit, after its vector header.
+//
+// Weights come packed by pack_qgemm_weights (panels of NR = QV::kCols * QV::kChunks columns:
+// NR int32 biases, NR float32 scales, then K/4 groups of NR columns x 4 consecutive k values).
+// A tile of MR rows x NR columns keeps MR * kChunks accumulators; per k group it loads kChunks
+// weight registers, broadcasts 4 activations of each row and issues one dot-product step per
+// accumulator. The sums are exact int32 whatever the ISA, and the requantisation (float32
+// multiply, clamp, round to nearest even) is the same float operations on every ISA, so every
+// variant gives the same bits as the scalar reference. A last k group shorter than 4 is read
+// through a zeroed copy (never past the row).
+#pragma once
+
+#include <utility>
+
+#include "kernels/kernels_internal.h"
+#include "kernels/simd/vec_common.h"
+
+namespace mbf {
+namespace {
+
+template <class QV>
+using QgemmTileFn = void (*)(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, std::uint8_t* c,
+                             Index ldc, const typename QV::Params& q, int cols);
+
+template <class QV, int MR>
+void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, std::uint8_t* c, Index ldc,
+                const typename QV::Params& q, int cols) {
+  constexpr int NC = QV::kChunks, L = QV::kCols, NR = NC * L;
+  const auto* bias = reinterpret_cast<const std::int32_t*>(panel);
+  const auto* scale = reinterpret_cast<const float*>(panel + sizeof(std::int32_t) * NR);
+  const auto* w = reinterpret_cast<const std::int8_t*>(panel + 2 * sizeof(std::int32_t) * NR);
+  typename QV::Acc acc[MR][NC];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NC; ++v) acc[i][v] = QV::init(bias + v * L);
+  const int full = k / kQgemmKr, rest = k % kQgemmKr;
+  for (int g = 0; g < full; ++g, w += NR * kQgemmKr) {
+    typename QV::W wv[NC];
+    for (int v = 0; v < NC; ++v) wv[v] = QV::load_w(w + v * L * kQgemmKr);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const typename QV::A x = QV::broadcast_a(a + i * lda + g * kQgemmKr);
+      for (int v = 0; v < NC; ++v) acc[i][v] = QV::dot(acc[i][v], x, wv[v]);
+    }
+  }
+  if (rest) {
+    typename QV::W wv[NC];
+    for (int v = 0; v < NC; ++v) wv[v] = QV::load_w(w + v * L * kQgemmKr);
+    for (int i = 0; i < MR; ++i) {
+      std::uint8_t t[kQgemmKr] = {0, 0, 0, 0};
+      for (int r = 0; r < rest; ++r) t[r] = a[i * lda + full * kQgemmKr + r];
+      const typename QV::A x = QV::broadcast_a(t);
+      for (int v = 0; v < NC; ++v) acc[i][v] = QV::dot(acc[i][v], x, wv[v]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NC && v * L < cols; ++v)
+      QV::store(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, q, cols - v * L);
+}
+
+template <class QV, std::size_t... R>
+constexpr auto make_qgemm_tiles(std::index_sequence<R...>) {
+  struct Table {
+    QgemmTileFn<QV> fn[sizeof...(R)];
+  };
+  return Table{{(R == 0 ? nullptr : &qgemm_tile<QV, static_cast<int>(R == 0 ? 1 : R)>)...}};
+}
+
+template <class QV, class Tiles>
+void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* packed, std::uint8_t* c, Index ldc,
+           QuantOut out, const Tiles& tiles) {
+  constexpr int NR = QV::kCols * QV::kChunks, kMr = QV::kMr;
+  if (m <= 0 || n <= 0) return;
+  const typename QV::Params q = QV::params(out);
+  const int panels = (n + NR - 1) / NR;
+  const Index groups = (k + kQgemmKr - 1) / kQgemmKr;
+  const Index panel_bytes = NR * (2 * static_cast<Index>(sizeof(std::int32_t)) + groups * kQgemmKr);
+  const auto* base = static_cast<const unsigned char*>(packed);
+  for (int i0 = 0, rows = 0; i0 < m; i0 += rows) {
+    rows = m - i0 < kMr ? m - i0 : kMr;
+    if (m - i0 > kMr && m - i0 < kMr + 4) rows = (m - i0 + 1) / 2;  // no tile of 1..3 rows at the end
+    const QgemmTileFn<QV> tile = tiles.fn[rows];
+    for (int j = 0; j < panels; ++j)
+      tile(k, a + i0 * lda, lda, base + j * panel_bytes, c + i0 * ldc + j * NR, ldc, q, n - j * NR);
+  }
+}
+
+}  // namespace
+}  // namespace mbf
+
+// Defines the int8 GEMM entry point NAME for int8 vector layer QVEC.
+#define MBF_DEFINE_QGEMM(QVEC, NAME)                                                                     \
+  namespace mbf {                                                                                       \
+  void NAME(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed, std::uint8_t* c, \
+            std::ptrdiff_t ldc, QuantOut out) {                                                         \
+    static constexpr auto kTiles = make_qgemm_tiles<QVEC>(std::make_index_sequence<QVEC::kMr + 1>{});   \
+    qgemm<QVEC>(m, n, k, a, lda, packed, c, ldc, out, kTiles);                                          \
+  }                                                                                                     \
+  }

@@ -1,0 +1,99 @@
+"""The int8 pointwise GEMM (``ops.qgemm_u8s8``) on every ISA path against a numpy integer reference.
+
+The reference sums in int64 and requantises with the float32 operations the kernels document
+(int32 -> float32, one float32 multiply, clamp, round half to even), so the comparison is exact:
+every path must give the same bytes, including the exact ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mobilenet_fast import ops
+from mobilenet_fast.errors import InputError
+
+from isa import isas_to_test
+
+ISAS = isas_to_test()
+
+
+def reference(a, w, scale, bias=None, zin=0, zout=0, clamp=(0, 255)):
+    acc = (a.astype(np.int64) - zin) @ w.astype(np.int64)
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    assert np.all(np.abs(acc) < 2**31)
+    y = acc.astype(np.int32).astype(np.float32) * scale.astype(np.float32)
+    y = np.clip(y, np.float32(clamp[0] - zout), np.float32(clamp[1] - zout))
+    return (np.rint(y).astype(np.int32) + zout).astype(np.uint8)
+
+
+def operands(rng, m, k, n, wmax=127):
+    a = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    w = rng.integers(-wmax, wmax + 1, (k, n), dtype=np.int8)
+    bias = rng.integers(-50000, 50001, n, dtype=np.int32)
+    scale = (rng.uniform(0.5, 4.0, n) / (64 * np.sqrt(k) * 40)).astype(np.float32)
+    return a, w, bias, scale
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (14, 33, 32), (15, 64, 33), (17, 100, 9), (49, 256, 40),
+                                   (196, 32, 64), (2, 1024, 1001)])
+def test_matches_integer_reference(isa, m, k, n):
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    a, w, bias, scale = operands(rng, m, k, n)
+    for zin, zout, clamp in [(0, 0, (0, 255)), (3, 128, (0, 255)), (128, 7, (7, 200))]:
+        got = ops.qgemm_u8s8(a, w, scale, bias, input_zero_point=zin, output_zero_point=zout, clamp=clamp, isa=isa)
+        assert got.dtype == np.uint8 and got.shape == (m, n)
+        np.testing.assert_array_equal(got, reference(a, w, scale, bias, zin, zout, clamp))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_ties_round_to_even(isa):
+    rng = np.random.default_rng(7)
+    a, w, _, _ = operands(rng, 20, 5, 40, wmax=1)
+    scale = np.full(40, 0.125, np.float32)
+    got = ops.qgemm_u8s8(a, w, scale, output_zero_point=128, isa=isa)
+    want = reference(a, w, scale, zout=128)
+    np.testing.assert_array_equal(got, want)
+    # the case matters: many products land exactly halfway, where rounding half up would differ
+    acc = a.astype(np.int64) @ w.astype(np.int64)
+    assert np.mean(acc % 8 == 4) > 0.05
+    away = (np.floor(np.abs(acc / 8) + 0.5) * np.sign(acc) + 128).clip(0, 255).astype(np.uint8)
+    assert np.any(away != want)
+
+
+def test_every_isa_gives_the_same_bytes():
+    rng = np.random.default_rng(3)
+    a, w, bias, scale = operands(rng, 57, 300, 77)
+    outs = [ops.qgemm_u8s8(a, w, scale, bias, 5, 9, isa=isa) for isa in ISAS]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(a=np.zeros((2, 3), np.float32)), "dtype uint8"),
+    (dict(weights=np.zeros((3, 4), np.uint8)), "dtype int8"),
+    (dict(weights=np.zeros((5, 4), np.int8)), "expected \\(3, N\\)"),
+    (dict(scale=np.zeros(4, np.float32)), "positive finite"),
+    (dict(scale=np.full(4, np.nan, np.float32)), "positive finite"),
+    (dict(scale=np.ones(3, np.float32)), "scale has shape"),
+    (dict(bias=np.zeros(4, np.int64)), "dtype int32"),
+    (dict(input_zero_point=256), "input_zero_point"),
+    (dict(output_zero_point=-1), "output_zero_point"),
+    (dict(clamp=(9, 3)), "clamp min"),
+    (dict(clamp=(0, 300)), "clamp max"),
+    (dict(isa="sse9"), "unknown"),
+])
+def test_bad_arguments_are_input_errors(kwargs, match):
+    args = dict(a=np.zeros((2, 3), np.uint8), weights=np.zeros((3, 4), np.int8), scale=np.ones(4, np.float32))
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        ops.qgemm_u8s8(**args)
+
+
+def test_bias_overflow_is_an_input_error():
+    w = np.full((4, 1), 127, np.int8)
+    with pytest.raises(InputError, match="overflows int32"):
+        ops.qgemm_u8s8(np.zeros((1, 4), np.uint8), w, np.ones(1, np.float32),
+                       np.array([-2**31 + 10], np.int32), input_zero_point=255)
