@@ -24,6 +24,9 @@ constexpr int kAvx2Chains = 12;  // _mm256_fmadd_ps, 8 lanes
 float fma_chains_avx2(long long rounds, float mul, float add);
 constexpr int kAvx512Chains = 16;  // _mm512_fmadd_ps, 16 lanes
 float fma_chains_avx512(long long rounds, float mul, float add);
+// int8: vpdpbusd chains, 16 lanes x 4 multiply-adds each (int8_peak_avx512vnni.cpp, -mavx512vnni).
+constexpr int kAvx512VnniChains = 16;
+float dpbusd_chains_avx512vnni(long long rounds, float mul, float add);
 #endif
 
 }  // namespace mbf_bench

@@ -89,6 +89,19 @@ double peak_gflops(const std::string& isa, std::string& how) {
   return 0.0;
 }
 
+// The int8 multiply-add peak of an ISA level in GOP/s (2 ops per multiply-add); 0: none measured.
+double int8_peak_gops(const std::string& isa, std::string& how) {
+#if defined(MBF_BENCH_X86)
+  if (isa == "avx512_vnni") {
+    how = std::to_string(mbf_bench::kAvx512VnniChains) + " _mm512_dpbusd_epi32 chains";
+    return measure_gflops(mbf_bench::dpbusd_chains_avx512vnni, 2.0 * 64 * mbf_bench::kAvx512VnniChains);
+  }
+#endif
+  (void)isa;
+  how = "no int8 peak loop for this ISA";
+  return 0.0;
+}
+
 // ---- helpers
 
 std::vector<float> random_floats(std::size_t n, float lo, float hi, std::uint32_t seed) {
@@ -163,6 +176,32 @@ void bench_gemm(benchmark::State& st, NetLayer L, Variant kv) {
     kv.v->gemm(m, n, k, a.data(), k, packed.data(), c.data(), n, clamp);
     benchmark::DoNotOptimize(c.data());
   });
+  st.SetLabel(shape_label(L, kv));
+}
+
+// The int8 pointwise GEMM on a pointwise layer (M = H*W) or the classifier (M = 1): random
+// uint8 activations, int8 weights, weights packed before the timed loop. Counters: GOP/s
+// (2 x multiply-adds per second) and %peak of the ISA's int8 dot-product peak where measured.
+void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
+  const int nr = kv.v->tile_n;
+  const int m = L.kind == "dense" ? 1 : L.in_h * L.in_w, k = L.in_channels, n = L.out_channels;
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(m) * k);
+  std::vector<std::int8_t> b(static_cast<std::size_t>(k) * n);
+  std::uint32_t s = 12345;
+  for (auto& x : a) x = static_cast<std::uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
+  for (auto& x : b) x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) - 128);
+  const std::vector<float> scale(n, 1.0f / 65536.0f);
+  std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, nr));
+  mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), 0, packed.data());
+  std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
+  timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
+    kv.v->qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, mbf::QuantOut{0, 0, 255});
+    benchmark::DoNotOptimize(c.data());
+  });
+  if (st.counters.count("GFLOP/s")) {  // integer ops: say so
+    st.counters["GOP/s"] = st.counters["GFLOP/s"];
+    st.counters.erase("GFLOP/s");
+  }
   st.SetLabel(shape_label(L, kv));
 }
 
@@ -286,6 +325,22 @@ int main(int argc, char** argv) {
       if (i.name == isa) return i.peak_gflops;
     return 0.0;
   };
+  std::vector<std::pair<std::string, double>> int8_peaks;
+  for (const std::string& name : mbf::supported_isas()) {
+    std::string how;
+    const double peak = int8_peak_gops(name, how);
+    int8_peaks.push_back({name, peak});
+    if (peak <= 0) continue;
+    std::fprintf(stderr, "  %-11s %8.1f GOP/s int8  (%s)\n", name.c_str(), peak, how.c_str());
+    char value[64];
+    std::snprintf(value, sizeof value, "%.2f", peak);
+    benchmark::AddCustomContext("peak_int8_gops_" + name, value);
+  }
+  auto int8_peak_of = [&](const std::string& isa) {
+    for (const auto& [name, peak] : int8_peaks)
+      if (name == isa) return peak;
+    return 0.0;
+  };
   const mbf::FeatureSet have = mbf::cpu_features().set();
   for (const NetLayer& L : layers)
     for (const mbf::KernelVariant& v : mbf::kernel_variants()) {
@@ -298,11 +353,15 @@ int main(int argc, char** argv) {
         kernel = mbf::family_name(family);
       if (L.kind == "pwconv") family = mbf::KernelFamily::gemm, kernel = "gemm";
       if (L.kind == "dense") family = mbf::KernelFamily::gemm, kernel = "gemm_dense";
-      if (v.family != family) continue;
+      const bool int8 = v.family == mbf::KernelFamily::qgemm_u8s8 && (L.kind == "pwconv" || L.kind == "dense");
+      if (v.family != family && !int8) continue;
+      if (int8) kernel = L.kind == "dense" ? "qgemm_u8s8_dense" : "qgemm_u8s8";
       const std::string name = L.name + "/" + kernel + "/" + v.isa;
-      const Variant row{&v, peak_of(v.isa)};
+      const Variant row{&v, int8 ? int8_peak_of(v.isa) : peak_of(v.isa)};
       benchmark::internal::Benchmark* b = nullptr;
-      if (L.kind == "conv3x3" || L.kind == "dwconv3x3")
+      if (int8)
+        b = benchmark::RegisterBenchmark(name.c_str(), bench_qgemm, L, row);
+      else if (L.kind == "conv3x3" || L.kind == "dwconv3x3")
         b = benchmark::RegisterBenchmark(name.c_str(), bench_conv3x3, L, row);
       else if (L.kind == "pwconv" || L.kind == "dense")
         b = benchmark::RegisterBenchmark(name.c_str(), bench_gemm, L, row);

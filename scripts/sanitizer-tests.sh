@@ -3,7 +3,7 @@
 # as root or via sudo):
 #  1. AddressSanitizer + UndefinedBehaviorSanitizer: configures build/asan with MBF_SANITIZE=ON
 #     MBF_BUILD_TESTS=ON (-fsanitize=address,undefined -fno-sanitize-recover=all, -O1 -g) and runs
-#     the GoogleTest kernel tests (cpp/tests) once per ISA the CPU supports (scalar, avx2, avx512;
+#     the GoogleTest kernel tests (cpp/tests) once per ISA the CPU supports (scalar, avx2, avx512, avx512_vnni;
 #     neon on ARM): the ISA-parameterised tests are instantiated for every supported ISA, so each
 #     ISA's processes take its instances with --gtest_filter='*/<isa>' (and MOBILENET_FAST_ISA=<isa>
 #     for the default dispatch), split into nproc gtest shards; one more process runs the tests
@@ -78,7 +78,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export MBF_TEST_QUICK="$QUICK"
 
 # The ISAs the tests are instantiated for (every compiled ISA this CPU supports)...
-ISAS=$("$TESTS" --gtest_list_tests | sed -n 's/.*# GetParam() = "\([a-z0-9]*\)"$/\1/p' | awk '!seen[$0]++')
+ISAS=$("$TESTS" --gtest_list_tests | sed -n 's/.*# GetParam() = "\([a-z0-9_]*\)"$/\1/p' | awk '!seen[$0]++')
 # ...must be every ISA the CPU reports: a dispatch regression must not silently skip a path.
 EXPECT="scalar"
 case "$(uname -m)" in
@@ -86,7 +86,8 @@ case "$(uname -m)" in
     flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
     has() { local f; for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
     if has avx2 fma; then EXPECT="$EXPECT avx2"; fi
-    if has avx512f avx512bw avx512vl avx512dq; then EXPECT="$EXPECT avx512"; fi ;;
+    if has avx512f avx512bw avx512vl avx512dq; then EXPECT="$EXPECT avx512"; fi
+    if has avx512f avx512bw avx512vl avx512dq avx512_vnni; then EXPECT="$EXPECT avx512_vnni"; fi ;;
   aarch64) EXPECT="$EXPECT neon" ;;
 esac
 for isa in $EXPECT; do
