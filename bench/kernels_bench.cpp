@@ -80,7 +80,7 @@ double peak_gflops(const std::string& isa, std::string& how) {
     how = std::to_string(mbf_bench::kAvx2Chains) + " _mm256_fmadd_ps chains";
     return measure_gflops(mbf_bench::fma_chains_avx2, 2.0 * 8 * mbf_bench::kAvx2Chains);
   }
-  if (isa == "avx512") {
+  if (isa == "avx512" || isa == "avx512_vnni") {  // avx512_vnni runs the float kernels of avx512
     how = std::to_string(mbf_bench::kAvx512Chains) + " _mm512_fmadd_ps chains";
     return measure_gflops(mbf_bench::fma_chains_avx512, 2.0 * 16 * mbf_bench::kAvx512Chains);
   }
