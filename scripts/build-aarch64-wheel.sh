@@ -29,10 +29,13 @@ APT_WHO=build-aarch64-wheel
 apt_install $(missing g++-aarch64-linux-gnu qemu-user mmdebstrap)
 
 echo "=== arm64 Python sysroot"
-if [ ! -x "$SR/usr/bin/python3.11" ]; then
+# libstdc++6 and libgcc-s1: the extension module's C++ runtime. Without them in the sysroot the
+# import only worked where the host happened to have arm64 libraries in /usr/lib/aarch64-linux-gnu
+# (qemu falls back to host paths), so a fresh machine failed with "libstdc++.so.6: cannot open".
+if [ ! -e "$SR/usr/lib/aarch64-linux-gnu/libstdc++.so.6" ]; then
   rm -rf "$SR"
   mmdebstrap --quiet --arch=arm64 --variant=extract \
-    --include=python3.11,libpython3.11-dev,python3.11-venv bookworm "$SR"
+    --include=python3.11,libpython3.11-dev,python3.11-venv,libstdc++6,libgcc-s1 bookworm "$SR"
 fi
 PYA64=(qemu-aarch64 -L "$SR" "$SR/usr/bin/python3.11")
 "${PYA64[@]}" -c "import sys; print('arm64', sys.version.split()[0])"
