@@ -1,4 +1,4 @@
-"""The int8 pointwise GEMM (``ops.qgemm_u8s8``) on every ISA path against a numpy integer reference.
+"""The int8 kernels (``ops.qgemm_u8s8``, ``ops.qdwconv3x3``) on every ISA path against numpy integer references.
 
 The reference sums in int64 and requantises with the float32 operations the kernels document
 (int32 -> float32, one float32 multiply, clamp, round half to even), so the comparison is exact:
@@ -97,3 +97,57 @@ def test_bias_overflow_is_an_input_error():
     with pytest.raises(InputError, match="overflows int32"):
         ops.qgemm_u8s8(np.zeros((1, 4), np.uint8), w, np.ones(1, np.float32),
                        np.array([-2**31 + 10], np.int32), input_zero_point=255)
+
+
+# ---- int8 depthwise 3x3 (ops.qdwconv3x3)
+
+def dw_reference(x, w, scale, bias, stride, pads, zin, zout, clamp=(0, 255)):
+    n, h, wd, c = x.shape
+    t, l, b, r = pads
+    xp = np.pad(x.astype(np.int64) - zin, ((0, 0), (t, b), (l, r), (0, 0)))  # padding = the zero point
+    oh, ow = (h + t + b - 3) // stride + 1, (wd + l + r - 3) // stride + 1
+    acc = np.zeros((n, oh, ow, c), np.int64) + (0 if bias is None else bias.astype(np.int64))
+    for kh in range(3):
+        for kw in range(3):
+            acc += xp[:, kh:kh + stride * (oh - 1) + 1:stride, kw:kw + stride * (ow - 1) + 1:stride, :] * w[kh, kw]
+    y = acc.astype(np.int32).astype(np.float32) * scale.astype(np.float32)
+    y = np.clip(y, np.float32(clamp[0] - zout), np.float32(clamp[1] - zout))
+    return (np.rint(y).astype(np.int32) + zout).astype(np.uint8)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("n,h,w,c,stride,pads", [
+    (1, 1, 1, 1, 1, (1, 1, 1, 1)), (2, 5, 7, 3, 1, (1, 1, 1, 1)), (1, 9, 8, 17, 2, (0, 0, 1, 1)),
+    (3, 8, 9, 33, 2, (1, 1, 1, 1)), (1, 14, 14, 64, 1, (1, 1, 1, 1)), (1, 15, 13, 40, 2, (1, 0, 0, 1)),
+    (1, 7, 7, 1024, 1, (1, 1, 1, 1)), (2, 3, 3, 8, 1, (0, 0, 0, 0)),
+])
+def test_qdwconv_matches_integer_reference(isa, n, h, w, c, stride, pads):
+    rng = np.random.default_rng(h * 100 + w * 10 + c)
+    x = rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
+    wt = rng.integers(-128, 128, (3, 3, c), dtype=np.int8)
+    bias = rng.integers(-20000, 20001, c, dtype=np.int32)
+    scale = (rng.uniform(0.5, 2.0, c) / 2000).astype(np.float32)
+    for zin, zout, clamp in [(0, 0, (0, 255)), (128, 3, (3, 250)), (255, 128, (0, 255))]:
+        got = ops.qdwconv3x3(x, wt, scale, bias, stride, pads, zin, zout, clamp, isa=isa)
+        np.testing.assert_array_equal(got, dw_reference(x, wt, scale, bias, stride, pads, zin, zout, clamp))
+
+
+def test_qdwconv_rows_and_errors():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, 6, 5, 9), dtype=np.uint8)
+    wt = rng.integers(-128, 128, (3, 3, 9), dtype=np.int8)
+    scale = np.full(9, 1 / 500, np.float32)
+    full = ops.qdwconv3x3(x, wt, scale)
+    part = ops.qdwconv3x3(x, wt, scale, rows=(2, 4))
+    np.testing.assert_array_equal(part[:, 2:4], full[:, 2:4])
+    assert not part[:, :2].any() and not part[:, 4:].any()
+    with pytest.raises(InputError, match="dtype uint8"):
+        ops.qdwconv3x3(x.astype(np.float32), wt, scale)
+    with pytest.raises(InputError, match="expected \\(3, 3, 9\\)"):
+        ops.qdwconv3x3(x, np.ascontiguousarray(wt[:, :, :4]), scale)
+    with pytest.raises(InputError, match="stride"):
+        ops.qdwconv3x3(x, wt, scale, stride=3)
+    with pytest.raises(InputError, match="positive finite"):
+        ops.qdwconv3x3(x, wt, np.zeros(9, np.float32))
+    with pytest.raises(InputError, match="every dimension"):
+        ops.qdwconv3x3(np.zeros((0, 4, 4, 9), np.uint8), wt, scale)

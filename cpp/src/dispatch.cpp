@@ -73,6 +73,8 @@ const char* family_name(KernelFamily f) {
     case KernelFamily::global_avg_pool: return "global_avg_pool";
     case KernelFamily::softmax: return "softmax";
     case KernelFamily::qgemm_u8s8: return "qgemm_u8s8";
+    case KernelFamily::qdwconv3x3_s1: return "qdwconv3x3_s1";
+    case KernelFamily::qdwconv3x3_s2: return "qdwconv3x3_s2";
   }
   return "?";
 }
@@ -188,6 +190,8 @@ KernelTable build_table(const IsaLevel& level) {
                 qgemm.qgemm,
                 qgemm.tile_m,
                 qgemm.tile_n,
+                pick(KernelFamily::qdwconv3x3_s1).qdwconv3x3,
+                pick(KernelFamily::qdwconv3x3_s2).qdwconv3x3,
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
   return t;

@@ -106,6 +106,28 @@ void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::i
   }
 }
 
+std::size_t packed_qdwconv3x3_bytes(int channels) {
+  return static_cast<std::size_t>(channels) * (2 * sizeof(std::int32_t) + 9 * sizeof(std::int16_t));
+}
+
+void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int32_t* bias, const float* scale,
+                             void* packed) {
+  auto* out = static_cast<unsigned char*>(packed);
+  for (int c = 0; c < channels; ++c) {
+    const float s = scale[c];
+    if (!(s > 0.0f) || !std::isfinite(s))
+      throw InputError("qdwconv3x3: scale of channel " + std::to_string(c) + " must be a positive finite number");
+    const std::int32_t b = bias ? bias[c] : 0;
+    std::memcpy(out + sizeof(std::int32_t) * c, &b, sizeof b);
+    std::memcpy(out + sizeof(std::int32_t) * (channels + c), &s, sizeof s);
+    for (int t = 0; t < 9; ++t) {
+      const std::int16_t v = w[static_cast<std::ptrdiff_t>(t) * channels + c];
+      std::memcpy(out + 2 * sizeof(std::int32_t) * channels + sizeof(std::int16_t) * (static_cast<std::ptrdiff_t>(t) * channels + c),
+                  &v, sizeof v);
+    }
+  }
+}
+
 bool all_finite(const float* x, std::size_t n) {
   std::uint32_t bad = 0;
   std::size_t i = 0;

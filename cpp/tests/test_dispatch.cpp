@@ -136,6 +136,9 @@ TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
     EXPECT_EQ(v.gemm != nullptr, v.family == mbf::KernelFamily::gemm);
     EXPECT_EQ(v.global_avg_pool != nullptr, v.family == mbf::KernelFamily::global_avg_pool);
     EXPECT_EQ(v.softmax != nullptr, v.family == mbf::KernelFamily::softmax);
+    EXPECT_EQ(v.qgemm != nullptr, v.family == mbf::KernelFamily::qgemm_u8s8);
+    EXPECT_EQ(v.qdwconv3x3 != nullptr,
+              v.family == mbf::KernelFamily::qdwconv3x3_s1 || v.family == mbf::KernelFamily::qdwconv3x3_s2);
     EXPECT_TRUE(contains(mbf::compiled_isas(), v.isa)) << v.isa;
     EXPECT_NE(std::string(v.name).find(mbf::family_name(v.family)), std::string::npos) << "the name says the family";
     EXPECT_NE(std::string(v.name).find(v.isa), std::string::npos) << "the name says the ISA";
@@ -168,6 +171,9 @@ TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
     EXPECT_EQ(t.gemm_nr, chosen(mbf::KernelFamily::gemm).tile_n);
     EXPECT_EQ(t.global_avg_pool, chosen(mbf::KernelFamily::global_avg_pool).global_avg_pool);
     EXPECT_EQ(t.softmax, chosen(mbf::KernelFamily::softmax).softmax);
+    EXPECT_EQ(t.qgemm, chosen(mbf::KernelFamily::qgemm_u8s8).qgemm);
+    EXPECT_EQ(t.qdwconv3x3_s1, chosen(mbf::KernelFamily::qdwconv3x3_s1).qdwconv3x3);
+    EXPECT_EQ(t.qdwconv3x3_s2, chosen(mbf::KernelFamily::qdwconv3x3_s2).qdwconv3x3);
     for (int f = 0; f < mbf::kKernelFamilies; ++f)
       EXPECT_EQ(std::string(t.variant[f]), chosen(static_cast<mbf::KernelFamily>(f)).name);
   }

@@ -23,7 +23,10 @@ clamp=None, isa=None)`` multiplies uint8 activations ``a[M,K]`` by int8 weights 
 exactly in int32 (``acc = bias + sum((a - input_zero_point) * w)``) and requantises each column
 ``n`` to uint8: ``clamp(output_zero_point + rne(float32(acc) * scale[n]), min, max)`` (float32
 multiply, round to nearest even; ``clamp`` = (min, max) in 0..255, default (0, 255)). The bytes
-are the same on every ISA.
+are the same on every ISA. ``qdwconv3x3(x, weights, scale, bias=None, stride=1, pads=(1, 1, 1, 1),
+input_zero_point=0, output_zero_point=0, clamp=None, rows=None, isa=None)`` is the int8 depthwise
+3x3 on uint8 NHWC with int8 ``[3, 3, C]`` weights, requantised the same way per channel (a tap in
+the padding counts as the input zero point, i.e. adds nothing).
 """
 
 from ._core import ops as _ops
@@ -36,5 +39,7 @@ dense = _ops.dense
 global_avg_pool = _ops.global_avg_pool
 softmax = _ops.softmax
 qgemm_u8s8 = _ops.qgemm_u8s8
+qdwconv3x3 = _ops.qdwconv3x3
 
-__all__ = ["conv3x3", "dwconv3x3", "pwconv", "gemm", "dense", "global_avg_pool", "softmax", "qgemm_u8s8"]
+__all__ = ["conv3x3", "dwconv3x3", "pwconv", "gemm", "dense", "global_avg_pool", "softmax", "qgemm_u8s8",
+           "qdwconv3x3"]

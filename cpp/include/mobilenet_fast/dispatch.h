@@ -64,6 +64,7 @@ struct KernelVariant {
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
   qgemm_fn qgemm;
+  qdwconv3x3_fn qdwconv3x3;  // qdwconv3x3_s1 / _s2
 };
 
 // Every variant compiled into this build, least preferred (most portable) first.

@@ -93,6 +93,19 @@ std::size_t packed_qgemm_bytes(int k, int n, int nr);
 void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::int32_t* bias, const float* scale,
                         std::int32_t input_zero_point, void* packed);
 
+// Depthwise 3x3 on uint8 NHWC: out[c] = requantise(bias[c] + sum over the taps inside the image
+// of (x - input_zero_point) * w[kh][kw][c]) with the per-channel scales (a tap in the padding adds
+// nothing: it is the zero point, i.e. real 0, as in TFLite). Weights, biases and scales packed by
+// pack_qdwconv3x3_weights(); the geometry, row range and stride as for the float kernels.
+using qdwconv3x3_fn = void (*)(const Conv2dGeom& g, const std::uint8_t* input, std::int32_t input_zero_point,
+                               const void* packed, std::uint8_t* output, int row_begin, int row_end, QuantOut out);
+// Bytes pack_qdwconv3x3_weights() writes for C channels.
+std::size_t packed_qdwconv3x3_bytes(int channels);
+// Packs w[3][3][C] int8, bias[C] int32 (null: zeros) and scale[C] (positive, finite; else
+// InputError) as C int32 biases, C float32 scales and 9 x C int16 weights.
+void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int32_t* bias, const float* scale,
+                             void* packed);
+
 // The kernel families: one entry point each in a KernelTable, one or more variants each in the
 // variant table (kernels/variants.cpp).
 enum class KernelFamily : int {
@@ -103,8 +116,10 @@ enum class KernelFamily : int {
   global_avg_pool,
   softmax,
   qgemm_u8s8,  // int8 pointwise GEMM: uint8 activations x int8 weights -> requantised uint8
+  qdwconv3x3_s1,  // int8 depthwise 3x3, stride 1 / 2
+  qdwconv3x3_s2,
 };
-constexpr int kKernelFamilies = 7;
+constexpr int kKernelFamilies = 9;
 // "dwconv3x3_s1", "gemm", ...
 const char* family_name(KernelFamily f);
 
@@ -123,6 +138,8 @@ struct KernelTable {
   qgemm_fn qgemm;
   int qgemm_mr;
   int qgemm_nr;
+  qdwconv3x3_fn qdwconv3x3_s1;
+  qdwconv3x3_fn qdwconv3x3_s2;
   // Name of the variant behind each entry, indexed by KernelFamily (e.g. "gemm_14x32_avx512").
   const char* variant[kKernelFamilies];
 };

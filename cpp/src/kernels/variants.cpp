@@ -38,6 +38,9 @@ KernelVariant pool(const char* name, const char* isa, int lanes, FeatureSet req,
 KernelVariant softmax(const char* name, const char* isa, FeatureSet req, softmax_fn fn) {
   return make(name, F::softmax, isa, 1, 1, req, &KernelVariant::softmax, fn);
 }
+KernelVariant qdw(const char* name, F f, const char* isa, int lanes, FeatureSet req, qdwconv3x3_fn fn) {
+  return make(name, f, isa, 1, lanes, req, &KernelVariant::qdwconv3x3, fn);
+}
 KernelVariant qgemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, qgemm_fn fn) {
   return make(name, F::qgemm_u8s8, isa, mr, nr, req, &KernelVariant::qgemm, fn);
 }
@@ -58,6 +61,8 @@ std::vector<KernelVariant> make_table() {
       pool("global_avg_pool_scalar", "scalar", 1, 0, global_avg_pool_scalar),
       softmax("softmax_scalar", "scalar", 0, softmax_scalar),
       qgemm("qgemm_u8s8_1x8c4_scalar", "scalar", 1, kQgemmNrScalar, 0, qgemm_1x8c4_scalar),
+      qdw("qdwconv3x3_s1_scalar", F::qdwconv3x3_s1, "scalar", 1, 0, qdwconv3x3_scalar),
+      qdw("qdwconv3x3_s2_scalar", F::qdwconv3x3_s2, "scalar", 1, 0, qdwconv3x3_scalar),
 #if defined(MBF_HAVE_X86_KERNELS)
       // ---- AVX2 + FMA (kernels/avx2/)
       conv("dwconv3x3_s1_avx2_8c", F::dwconv3x3_s1, "avx2", 1, 8, kAvx2Fma, dwconv3x3_s1_avx2_8c),
@@ -66,12 +71,16 @@ std::vector<KernelVariant> make_table() {
       gemm("gemm_6x16_avx2", "avx2", kGemmMrAvx2, kGemmNrAvx2, kAvx2Fma, gemm_6x16_avx2),
       pool("global_avg_pool_avx2", "avx2", 8, kAvx2Fma, global_avg_pool_avx2),
       qgemm("qgemm_u8s8_6x8c4_avx2", "avx2", kQgemmMrAvx2, kQgemmNrAvx2, kAvx2Fma, qgemm_6x8c4_avx2),
+      qdw("qdwconv3x3_s1_avx2_8c", F::qdwconv3x3_s1, "avx2", 8, kAvx2Fma, qdwconv3x3_s1_avx2_8c),
+      qdw("qdwconv3x3_s2_avx2_8c", F::qdwconv3x3_s2, "avx2", 8, kAvx2Fma, qdwconv3x3_s2_avx2_8c),
       // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
       conv("dwconv3x3_s1_avx512_16c", F::dwconv3x3_s1, "avx512", 1, 16, kAvx512, dwconv3x3_s1_avx512_16c),
       conv("dwconv3x3_s2_avx512_16c", F::dwconv3x3_s2, "avx512", 1, 16, kAvx512, dwconv3x3_s2_avx512_16c),
       conv("conv3x3_stem_avx512", F::conv3x3_stem, "avx512", 1, 16, kAvx512, conv3x3_stem_avx512),
       gemm("gemm_14x32_avx512", "avx512", kGemmMrAvx512, kGemmNrAvx512, kAvx512, gemm_14x32_avx512),
       pool("global_avg_pool_avx512", "avx512", 16, kAvx512, global_avg_pool_avx512),
+      qdw("qdwconv3x3_s1_avx512_16c", F::qdwconv3x3_s1, "avx512", 16, kAvx512, qdwconv3x3_s1_avx512_16c),
+      qdw("qdwconv3x3_s2_avx512_16c", F::qdwconv3x3_s2, "avx512", 16, kAvx512, qdwconv3x3_s2_avx512_16c),
       // ---- AVX-512 VNNI (kernels/avx512vnni/): int8 only; the float kernels stay AVX-512's
       qgemm("qgemm_u8s8_14x32c4_avx512_vnni", "avx512_vnni", kQgemmMrAvx512Vnni, kQgemmNrAvx512Vnni,
             kAvx512 | kAvx512Vnni, qgemm_14x32c4_avx512vnni),

@@ -19,6 +19,17 @@ namespace mbf::python {
 
 namespace {
 
+// Stride and four pads into g, then the output size (InputError for an impossible geometry).
+void complete_conv_args(mbf::Conv2dGeom& g, const py::object& stride, const py::object& pads) {
+  const mbf::Pads p = parse_pads(pads);
+  g.stride = int_arg(stride, "stride");
+  g.pad_top = p[0];
+  g.pad_left = p[1];
+  g.pad_bottom = p[2];
+  g.pad_right = p[3];
+  mbf::complete_geometry(g);
+}
+
 // Shared body of the two 3x3 convolution ops.
 py::array_t<float> conv3x3_op(const py::object& x_obj, const py::object& w_obj, const py::object& bias,
                               const py::object& stride, const py::object& pads, const py::object& clamp,
@@ -42,13 +53,7 @@ py::array_t<float> conv3x3_op(const py::object& x_obj, const py::object& w_obj, 
     g.out_channels = static_cast<int>(w.shape(3));
   }
   std::vector<float> b = bias_or_zeros(bias, g.out_channels, "bias");
-  const mbf::Pads p = parse_pads(pads);
-  g.stride = int_arg(stride, "stride");
-  g.pad_top = p[0];
-  g.pad_left = p[1];
-  g.pad_bottom = p[2];
-  g.pad_right = p[3];
-  mbf::complete_geometry(g);
+  complete_conv_args(g, stride, pads);
   const mbf::Clamp c = parse_clamp(clamp);
   const auto r = parse_rows(rows, g.out_h);
   const mbf::KernelTable& k = kernels_for(isa);
@@ -67,6 +72,33 @@ py::array_t<float> conv3x3_op(const py::object& x_obj, const py::object& w_obj, 
     for (int i = 0; i < n; ++i) fn(g, xp + i * in_img, wp, b.data(), op + i * out_img, r.first, r.second, c);
   }
   return out;
+}
+
+// The output quantisation of an int8 op: zero point and (min, max) clamp in 0..255.
+mbf::QuantOut quant_out(const py::object& zero_point, const py::object& clamp) {
+  mbf::QuantOut q{static_cast<std::int32_t>(int_arg(zero_point, "output_zero_point", 0, 255)), 0, 255};
+  if (!clamp.is_none()) {
+    const std::vector<py::object> c = seq_arg(clamp, "clamp", 2, "(min, max) in 0..255");
+    const long long lo = int_arg(c[0], "clamp min", 0, 255), hi = int_arg(c[1], "clamp max", 0, 255);
+    if (lo > hi) throw InputError("clamp min " + std::to_string(lo) + " > max " + std::to_string(hi));
+    q.min = static_cast<std::uint8_t>(lo);
+    q.max = static_cast<std::uint8_t>(hi);
+  }
+  return q;
+}
+
+// An int32 bias of n values (None: zeros) and float32 scales of n values.
+std::pair<std::vector<std::int32_t>, std::vector<float>> bias_and_scale(const py::object& bias_obj,
+                                                                        const py::object& scale_obj, py::ssize_t n) {
+  std::vector<std::int32_t> bias(static_cast<std::size_t>(n), 0);
+  if (!bias_obj.is_none()) {
+    const Array<std::int32_t> b = checked_array<std::int32_t>(bias_obj, "bias", 1);
+    if (b.shape(0) != n) throw InputError("bias has shape " + shape_str(b) + ", expected (" + std::to_string(n) + ",)");
+    std::copy(b.data(), b.data() + n, bias.begin());
+  }
+  const FloatArray s = checked(scale_obj, "scale", 1);
+  if (s.shape(0) != n) throw InputError("scale has shape " + shape_str(s) + ", expected (" + std::to_string(n) + ",)");
+  return {bias, std::vector<float>(s.data(), s.data() + n)};
 }
 
 // C[M,N] = clamp(A[M,K] @ W[K,N] + bias) through the packed GEMM of the chosen ISA.
@@ -168,23 +200,9 @@ void bind_ops(py::module_& m) {
         if (w.shape(0) != kk)
           throw InputError("weights has shape " + shape_str(w) + ", expected (" + std::to_string(kk) + ", N)");
         if (m == 0 || kk == 0 || n == 0) throw InputError("qgemm_u8s8: every dimension must be positive");
-        std::vector<std::int32_t> bias(static_cast<std::size_t>(n), 0);
-        if (!bias_obj.is_none()) {
-          const Array<std::int32_t> b = checked_array<std::int32_t>(bias_obj, "bias", 1);
-          if (b.shape(0) != n) throw InputError("bias has shape " + shape_str(b) + ", expected (" + std::to_string(n) + ",)");
-          std::copy(b.data(), b.data() + n, bias.begin());
-        }
-        const FloatArray s = checked(scale_obj, "scale", 1);
-        if (s.shape(0) != n) throw InputError("scale has shape " + shape_str(s) + ", expected (" + std::to_string(n) + ",)");
+        const auto [bias, s] = bias_and_scale(bias_obj, scale_obj, n);
         const auto zin = static_cast<std::int32_t>(int_arg(input_zero_point, "input_zero_point", 0, 255));
-        mbf::QuantOut q{static_cast<std::int32_t>(int_arg(output_zero_point, "output_zero_point", 0, 255)), 0, 255};
-        if (!clamp.is_none()) {
-          const std::vector<py::object> c = seq_arg(clamp, "clamp", 2, "(min, max) in 0..255");
-          const long long lo = int_arg(c[0], "clamp min", 0, 255), hi = int_arg(c[1], "clamp max", 0, 255);
-          if (lo > hi) throw InputError("clamp min " + std::to_string(lo) + " > max " + std::to_string(hi));
-          q.min = static_cast<std::uint8_t>(lo);
-          q.max = static_cast<std::uint8_t>(hi);
-        }
+        const mbf::QuantOut q = quant_out(output_zero_point, clamp);
         const mbf::KernelTable& k = kernels_for(isa);
         std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr));
         mbf::pack_qgemm_weights(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr, w.data(), bias.data(), s.data(),
@@ -202,6 +220,49 @@ void bind_ops(py::module_& m) {
       "int8 GEMM: a[M,K] uint8 (zero point input_zero_point) x weights[K,N] int8 + bias[N] int32 -> uint8 "
       "clamp(output_zero_point + rne(acc * scale[n]), min, max), acc the exact int32 sum of "
       "(a - input_zero_point) * weights + bias; scale[N] float32, positive.");
+  ops.def(
+      "qdwconv3x3",
+      [](const py::object& x_obj, const py::object& w_obj, const py::object& scale_obj, const py::object& bias_obj,
+         const py::object& stride, const py::object& pads, const py::object& input_zero_point,
+         const py::object& output_zero_point, const py::object& clamp, const py::object& rows, const py::object& isa) {
+        const Array<std::uint8_t> x = checked_array<std::uint8_t>(x_obj, "x", 4);
+        for (int d = 0; d < 4; ++d)
+          if (x.shape(d) == 0) throw InputError("x has shape " + shape_str(x) + ": every dimension must be positive");
+        mbf::Conv2dGeom g;
+        g.in_h = static_cast<int>(x.shape(1));
+        g.in_w = static_cast<int>(x.shape(2));
+        g.in_channels = g.out_channels = static_cast<int>(x.shape(3));
+        const Array<std::int8_t> w = checked_array<std::int8_t>(w_obj, "weights", 3);
+        if (w.shape(0) != 3 || w.shape(1) != 3 || w.shape(2) != g.in_channels)
+          throw InputError("weights has shape " + shape_str(w) + ", expected (3, 3, " + std::to_string(g.in_channels) + ")");
+        const auto [bias, s] = bias_and_scale(bias_obj, scale_obj, g.in_channels);
+        complete_conv_args(g, stride, pads);
+        const auto zin = static_cast<std::int32_t>(int_arg(input_zero_point, "input_zero_point", 0, 255));
+        const mbf::QuantOut q = quant_out(output_zero_point, clamp);
+        const auto r = parse_rows(rows, g.out_h);
+        const mbf::KernelTable& k = kernels_for(isa);
+        std::vector<unsigned char> packed(mbf::packed_qdwconv3x3_bytes(g.in_channels));
+        mbf::pack_qdwconv3x3_weights(g.in_channels, w.data(), bias.data(), s.data(), packed.data());
+        const py::ssize_t n = x.shape(0);
+        py::array_t<std::uint8_t> out({n, static_cast<py::ssize_t>(g.out_h), static_cast<py::ssize_t>(g.out_w),
+                                       static_cast<py::ssize_t>(g.out_channels)});
+        std::fill(out.mutable_data(), out.mutable_data() + out.size(), std::uint8_t{0});
+        const mbf::qdwconv3x3_fn fn = g.stride == 2 ? k.qdwconv3x3_s2 : k.qdwconv3x3_s1;
+        const std::ptrdiff_t in_img = static_cast<std::ptrdiff_t>(g.in_h) * g.in_w * g.in_channels;
+        const std::ptrdiff_t out_img = static_cast<std::ptrdiff_t>(g.out_h) * g.out_w * g.out_channels;
+        const std::uint8_t* xp = x.data();
+        std::uint8_t* op = out.mutable_data();
+        py::gil_scoped_release release;
+        for (py::ssize_t i = 0; i < n; ++i)
+          fn(g, xp + i * in_img, zin, packed.data(), op + i * out_img, r.first, r.second, q);
+        return out;
+      },
+      py::arg("x"), py::arg("weights"), py::arg("scale"), py::arg("bias") = none, py::arg("stride") = 1,
+      py::arg("pads") = py::make_tuple(1, 1, 1, 1), py::arg("input_zero_point") = 0, py::arg("output_zero_point") = 0,
+      py::arg("clamp") = none, py::arg("rows") = none, py::arg("isa") = none,
+      "int8 depthwise 3x3: x[N,H,W,C] uint8, weights [3,3,C] int8 -> uint8 [N,OH,OW,C]: per channel "
+      "clamp(output_zero_point + rne(acc * scale[c]), min, max), acc = bias[c] + sum over the taps inside the "
+      "image of (x - input_zero_point) * w (padding is the input zero point).");
   ops.def(
       "global_avg_pool",
       [](const py::object& x_obj, const py::object& isa, bool check_finite) {

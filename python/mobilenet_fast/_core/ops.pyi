@@ -27,3 +27,7 @@ def softmax(x: npt.ArrayLike, isa: Optional[str] = None, *, check_finite: bool =
 def qgemm_u8s8(a: npt.ArrayLike, weights: npt.ArrayLike, scale: npt.ArrayLike, bias: Optional[npt.ArrayLike] = None,
                input_zero_point: int = 0, output_zero_point: int = 0, clamp: Optional[Tuple[int, int]] = None,
                isa: Optional[str] = None) -> _U8: ...
+def qdwconv3x3(x: npt.ArrayLike, weights: npt.ArrayLike, scale: npt.ArrayLike, bias: Optional[npt.ArrayLike] = None,
+               stride: int = 1, pads: Sequence[int] = (1, 1, 1, 1), input_zero_point: int = 0,
+               output_zero_point: int = 0, clamp: Optional[Tuple[int, int]] = None, rows: _Rows = None,
+               isa: Optional[str] = None) -> _U8: ...

@@ -12,6 +12,20 @@ namespace {
 
 inline float clamp_value(float v, Clamp c) { return std::min(std::max(v, c.min), c.max); }
 
+// Calls f(pixel, tap) for each tap (kh * 3 + kw) of output pixel (oh, ow) whose input pixel
+// (its index ih * in_w + iw in the image) is inside the image, in the order kh, then kw.
+template <class F>
+void for_each_tap(const Conv2dGeom& g, int oh, int ow, F&& f) {
+  for (int kh = 0; kh < 3; ++kh) {
+    const int ih = oh * g.stride - g.pad_top + kh;
+    if (ih < 0 || ih >= g.in_h) continue;
+    for (int kw = 0; kw < 3; ++kw) {
+      const int iw = ow * g.stride - g.pad_left + kw;
+      if (iw >= 0 && iw < g.in_w) f(static_cast<std::ptrdiff_t>(ih) * g.in_w + iw, kh * 3 + kw);
+    }
+  }
+}
+
 }  // namespace
 
 // Generic depthwise 3x3 for any stride; channels innermost so the loop over C is contiguous.
@@ -22,17 +36,11 @@ void dwconv3x3_scalar(const Conv2dGeom& g, const float* in, const float* w, cons
   for (int oh = row_begin; oh < row_end; ++oh) {
     for (int ow = 0; ow < g.out_w; ++ow) {
       std::copy(bias, bias + C, acc.begin());
-      for (int kh = 0; kh < 3; ++kh) {
-        const int ih = oh * g.stride - g.pad_top + kh;
-        if (ih < 0 || ih >= g.in_h) continue;
-        for (int kw = 0; kw < 3; ++kw) {
-          const int iw = ow * g.stride - g.pad_left + kw;
-          if (iw < 0 || iw >= g.in_w) continue;
-          const float* px = in + (static_cast<std::ptrdiff_t>(ih) * g.in_w + iw) * C;
-          const float* wt = w + (kh * 3 + kw) * C;
-          for (int c = 0; c < C; ++c) acc[c] += px[c] * wt[c];
-        }
-      }
+      for_each_tap(g, oh, ow, [&](std::ptrdiff_t pixel, int tap) {
+        const float* px = in + pixel * C;
+        const float* wt = w + tap * C;
+        for (int c = 0; c < C; ++c) acc[c] += px[c] * wt[c];
+      });
       float* o = out + (static_cast<std::ptrdiff_t>(oh) * g.out_w + ow) * C;
       for (int c = 0; c < C; ++c) o[c] = clamp_value(acc[c], clamp);
     }
@@ -46,21 +54,15 @@ void conv3x3_stem_scalar(const Conv2dGeom& g, const float* in, const float* w, c
   for (int oh = row_begin; oh < row_end; ++oh) {
     for (int ow = 0; ow < g.out_w; ++ow) {
       std::copy(bias, bias + Co, acc.begin());
-      for (int kh = 0; kh < 3; ++kh) {
-        const int ih = oh * g.stride - g.pad_top + kh;
-        if (ih < 0 || ih >= g.in_h) continue;
-        for (int kw = 0; kw < 3; ++kw) {
-          const int iw = ow * g.stride - g.pad_left + kw;
-          if (iw < 0 || iw >= g.in_w) continue;
-          const float* px = in + (static_cast<std::ptrdiff_t>(ih) * g.in_w + iw) * Ci;
-          const float* wt = w + static_cast<std::ptrdiff_t>(kh * 3 + kw) * Ci * Co;
-          for (int ci = 0; ci < Ci; ++ci) {
-            const float x = px[ci];
-            const float* wr = wt + static_cast<std::ptrdiff_t>(ci) * Co;
-            for (int co = 0; co < Co; ++co) acc[co] += x * wr[co];
-          }
+      for_each_tap(g, oh, ow, [&](std::ptrdiff_t pixel, int tap) {
+        const float* px = in + pixel * Ci;
+        const float* wt = w + static_cast<std::ptrdiff_t>(tap) * Ci * Co;
+        for (int ci = 0; ci < Ci; ++ci) {
+          const float x = px[ci];
+          const float* wr = wt + static_cast<std::ptrdiff_t>(ci) * Co;
+          for (int co = 0; co < Co; ++co) acc[co] += x * wr[co];
         }
-      }
+      });
       float* o = out + (static_cast<std::ptrdiff_t>(oh) * g.out_w + ow) * Co;
       for (int co = 0; co < Co; ++co) o[co] = clamp_value(acc[co], clamp);
     }
@@ -136,6 +138,29 @@ void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t 
 void qgemm_1x8c4_scalar(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
                         std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out) {
   qgemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, out, kQgemmNrScalar);
+}
+
+void qdwconv3x3_scalar(const Conv2dGeom& g, const std::uint8_t* in, std::int32_t zx, const void* packed,
+                       std::uint8_t* out, int row_begin, int row_end, QuantOut q) {
+  const int C = g.in_channels;
+  const auto* base = static_cast<const unsigned char*>(packed);
+  std::vector<std::int32_t> bias(C), acc(C);
+  std::vector<float> scale(C);
+  std::vector<std::int16_t> w(static_cast<std::size_t>(9) * C);
+  std::memcpy(bias.data(), base, sizeof(std::int32_t) * C);
+  std::memcpy(scale.data(), base + sizeof(std::int32_t) * C, sizeof(float) * C);
+  std::memcpy(w.data(), base + 2 * sizeof(std::int32_t) * C, sizeof(std::int16_t) * 9 * C);
+  for (int oh = row_begin; oh < row_end; ++oh)
+    for (int ow = 0; ow < g.out_w; ++ow) {
+      acc = bias;
+      for_each_tap(g, oh, ow, [&](std::ptrdiff_t pixel, int tap) {
+        const std::uint8_t* px = in + pixel * C;
+        const std::int16_t* wt = w.data() + tap * C;
+        for (int c = 0; c < C; ++c) acc[c] += (static_cast<std::int32_t>(px[c]) - zx) * wt[c];
+      });
+      std::uint8_t* o = out + (static_cast<std::ptrdiff_t>(oh) * g.out_w + ow) * C;
+      for (int c = 0; c < C; ++c) o[c] = requantize(acc[c], scale[c], q);
+    }
 }
 
 void global_avg_pool_scalar(const float* in, int hw, int channels, float* out) {

@@ -8,7 +8,7 @@
 
 #include <immintrin.h>
 
-#include "kernels/simd/vec_common.h"
+#include "kernels/simd/vec_avx2.h"  // kAvx2MaskTable
 #include "mobilenet_fast/kernels.h"
 
 namespace mbf {
@@ -54,18 +54,65 @@ struct QVecAvx2 {
     // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit permute puts the columns in order.
     const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc.lo, acc.hi), 0xD8);
     const __m256i full = _mm256_add_epi32(sum, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));
-    __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(full), _mm256_loadu_ps(scale));
+    store_bytes(c, requant(full, _mm256_loadu_ps(scale), q), cols);
+  }
+
+  // clamp(zp + rne(acc * scale)) of 8 lanes, as the low 8 bytes (the values are 0..255).
+  static MBF_INLINE __m128i requant(__m256i acc, __m256 scale, const Params& q) {
+    __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
     y = _mm256_min_ps(_mm256_max_ps(y, q.lo), q.hi);
-    const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(y), q.zp);  // 0..255
+    const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(y), q.zp);
     const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    const __m128i b = _mm_packus_epi16(w16, w16);
-    if (cols >= kCols) {
+    return _mm_packus_epi16(w16, w16);
+  }
+  // The first n (<= 8) of the low 8 bytes of b.
+  static MBF_INLINE void store_bytes(std::uint8_t* c, __m128i b, int n) {
+    if (n >= kCols) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(c), b);
-    } else {
-      alignas(16) std::uint8_t t[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(t), b);
-      for (int j = 0; j < cols; ++j) c[j] = t[j];
+      return;
     }
+    alignas(16) std::uint8_t t[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(t), b);
+    for (int j = 0; j < n; ++j) c[j] = t[j];
+  }
+
+  // ---- depthwise: 8 channels per block, inputs widened to int16 minus the zero point, int16
+  // products (exact: |x - zp| * |w| <= 255 * 128), widened to int32 and summed. No byte-masked
+  // loads on AVX2: a partial block (C % 8 channels) goes through small buffers.
+  static constexpr int kDwLanes = 8;
+  static constexpr int kDwPixels = 4;  // 4 accumulators + 3 weights + 3 inputs + temporaries of 16
+  using DwMask = int;                  // active leading channels, 0..8
+  using DwX = __m128i;                 // 8 int16
+  using DwAcc = __m256i;               // 8 int32
+  static MBF_INLINE DwMask dw_mask_first(int n) { return n < 0 ? 0 : n < kDwLanes ? n : kDwLanes; }
+  static MBF_INLINE DwX dw_zero_x() { return _mm_setzero_si128(); }
+  static MBF_INLINE DwX dw_set_zx(std::int32_t zx) { return _mm_set1_epi16(static_cast<short>(zx)); }
+  static MBF_INLINE DwX dw_load_x(const std::uint8_t* p, DwMask m, DwX zx) {
+    __m128i b;
+    if (m >= kDwLanes) {
+      b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    } else {
+      alignas(16) std::uint8_t t[16] = {};
+      for (int j = 0; j < m; ++j) t[j] = p[j];
+      b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+    }
+    return _mm_sub_epi16(_mm_cvtepu8_epi16(b), zx);
+  }
+  static MBF_INLINE DwX dw_load_w(const std::int16_t* p, DwMask m) {
+    if (m >= kDwLanes) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    alignas(16) std::int16_t t[8] = {};
+    for (int j = 0; j < m; ++j) t[j] = p[j];
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+  }
+  static MBF_INLINE DwAcc dw_load_bias(const std::int32_t* p, DwMask m) {
+    return _mm256_maskload_epi32(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - m)));
+  }
+  static MBF_INLINE DwAcc dw_madd(DwAcc acc, DwX x, DwX w) {
+    return _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, w)));
+  }
+  static MBF_INLINE void dw_store(std::uint8_t* o, DwAcc acc, const float* scale, const Params& q, DwMask m) {
+    const __m256 s = _mm256_maskload_ps(scale, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - m)));
+    store_bytes(o, requant(acc, s, q), m);
   }
 };
 

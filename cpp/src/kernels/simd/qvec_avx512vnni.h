@@ -3,29 +3,21 @@
 // Included only by translation units compiled with the avx512vnni flags (cpp/CMakeLists.txt).
 #pragma once
 
-#include "kernels/simd/vec_avx512.h"  // <immintrin.h>, with GCC 12's warning silenced
+#include "kernels/simd/qvec_avx512.h"
 #include "kernels/simd/vec_common.h"
 #include "mobilenet_fast/kernels.h"
 
 namespace mbf {
 namespace {
 
-struct QVecAvx512Vnni {
+// The requantisation is AVX-512's (QVecAvx512).
+struct QVecAvx512Vnni : QVecAvx512 {
   static constexpr int kCols = 16;   // output columns per accumulator (one int32 lane each)
   static constexpr int kChunks = 2;  // accumulators per tile row: NR = 32
   static constexpr int kMr = 14;     // 28 accumulators + 2 weight registers + 1 broadcast
   using Acc = __m512i;
   using W = __m512i;  // one k group (4 values) of kCols columns
   using A = __m512i;  // 4 activations of one row, in every lane
-  struct Params {
-    __m512 lo, hi;   // clamp of acc * scale, in the float domain: [min - zp, max - zp]
-    __m512i zp;
-  };
-
-  static MBF_INLINE Params params(QuantOut q) {
-    return {_mm512_set1_ps(static_cast<float>(q.min - q.zero_point)),
-            _mm512_set1_ps(static_cast<float>(q.max - q.zero_point)), _mm512_set1_epi32(q.zero_point)};
-  }
   static MBF_INLINE Acc init(const std::int32_t* bias) { return _mm512_loadu_si512(bias); }
   static MBF_INLINE W load_w(const std::int8_t* p) { return _mm512_loadu_si512(p); }
   static MBF_INLINE A broadcast_a(const std::uint8_t* p) {
@@ -37,9 +29,7 @@ struct QVecAvx512Vnni {
   // c[0..cols) = clamp(zp + rne(acc * scale)); the bias is in the accumulator already.
   static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t*, const float* scale, const Params& q,
                                int cols) {
-    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
-    y = _mm512_min_ps(_mm512_max_ps(y, q.lo), q.hi);
-    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), q.zp));  // values are 0..255
+    const __m128i b = requant(acc, _mm512_loadu_ps(scale), q);
     if (cols >= kCols) _mm_storeu_si128(reinterpret_cast<__m128i*>(c), b);
     else _mm_mask_storeu_epi8(c, static_cast<__mmask16>((1u << cols) - 1u), b);
   }

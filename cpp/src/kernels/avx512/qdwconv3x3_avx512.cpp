@@ -1,0 +1,5 @@
+// int8 depthwise 3x3 on AVX-512 BW: the shared kernel (kernels/int8/qdwconv3x3.h), 16 channels per block.
+#include "kernels/simd/qvec_avx512.h"
+#include "kernels/int8/qdwconv3x3.h"
+
+MBF_DEFINE_QDWCONV3X3(QVecAvx512, qdwconv3x3_s1_avx512_16c, qdwconv3x3_s2_avx512_16c)
