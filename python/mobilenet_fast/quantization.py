@@ -1,0 +1,312 @@
+"""Post-training int8 quantisation of MobileNetV1, and the numpy integer reference of the int8 network.
+
+The scheme is the one the int8 kernels implement (``ops.qgemm_u8s8``, ``ops.qdwconv3x3``):
+
+* **weights**: int8, symmetric, one scale per output channel: ``w = s_w[c] * q`` with
+  ``q`` in -127..127 and ``s_w[c] = max |w[..., c]| / 127`` (BatchNorm folded first);
+* **activations**: uint8, one scale and zero point per tensor: ``x = s * (q - zp)``. After ReLU6
+  the range is [0, hi] with ``zp = 0``; ``hi`` is estimated on calibration images (``method``:
+  ``"minmax"``, ``"percentile"``, or ``"mse"``, the clip that minimises the mean squared
+  quantisation error of the calibration values). The network input (the normalised image) is
+  quantised asymmetrically over its calibrated range;
+* **bias**: int32 at the scale ``s_in * s_w[c]`` of the accumulator;
+* **arithmetic**: exact int32 sums of ``(q_in - zp_in) * q_w`` plus the bias, requantised per
+  output channel with the float32 multiplier ``s_in * s_w[c] / s_out``:
+  ``q_out = clamp(zp_out + rne(float32(acc) * m[c]), lo, hi)`` (round half to even), with ReLU6
+  in the clamp (``hi = q(6)``, at most 255). A padding tap is the input's zero point (adds 0).
+  The stem is the same arithmetic on 3x3x3 patches; the global average pool sums the pixels in
+  int32 and requantises with ``s_in / (H * W * s_out)``; the classifier returns float logits
+  ``s_in * s_w[n] * acc``.
+* **bias correction** (Nagel et al. 2019, the empirical form): layer by layer, the mean over the
+  calibration images of (float output - quantised output), per output channel and before the
+  clamp, is added to that layer's bias, so the error of the weights and of every earlier layer
+  does not shift the channel means.
+
+:func:`quantize_network` computes the parameters from float32 weights and calibration images;
+:func:`int8_forward` runs the quantised network in numpy integers with exactly the kernels'
+arithmetic (the tests check the kernels against it layer by layer); :func:`agreement` compares
+two sets of logits' top-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+from . import reference
+from .architecture import LayerSpec
+from .errors import InputError
+from .runner import folded_tensors
+from .weights import WeightSet
+
+__all__ = ["QParams", "QLayer", "QuantizedNet", "quantize_network", "int8_forward", "agreement", "METHODS"]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+#: Range estimators for the activations.
+METHODS = ("minmax", "percentile", "mse")
+
+
+@dataclass(frozen=True)
+class QParams:
+    """uint8 quantisation of one tensor: ``real = scale * (q - zero_point)``."""
+
+    scale: float
+    zero_point: int
+
+    def quantize(self, x: F64) -> I64:
+        """Real values to uint8 codes (float32 divide, round half to even, saturate)."""
+        q: I64 = np.rint(np.asarray(x, np.float32) / np.float32(self.scale)).astype(np.int64) + self.zero_point
+        return np.clip(q, 0, 255).astype(np.int64)
+
+    def dequantize(self, q: I64) -> F64:
+        """uint8 codes to real values."""
+        return (np.asarray(q, np.float64) - self.zero_point) * self.scale
+
+
+@dataclass
+class QLayer:
+    """One quantised conv / dense layer (canonical weight layouts, output channels last)."""
+
+    spec: LayerSpec
+    weight: npt.NDArray[np.int8]
+    weight_scale: F32  # per output channel
+    bias: npt.NDArray[np.int32]  # at scale input.scale * weight_scale
+    input: QParams
+    output: Optional[QParams]  # None: the classifier (float logits)
+    clamp: Tuple[int, int] = (0, 255)  # in the output's codes
+
+    @property
+    def multiplier(self) -> F32:
+        """The per-channel float32 requantisation multiplier ``s_in * s_w / s_out``."""
+        assert self.output is not None
+        return (np.float64(self.input.scale) * self.weight_scale.astype(np.float64)
+                / self.output.scale).astype(np.float32)
+
+
+@dataclass
+class QuantizedNet:
+    """The parameters of a quantised MobileNetV1: the input's quantisation, every conv layer, the
+    pool's output and the classifier (absent for a feature extractor)."""
+
+    config_alpha: float
+    input: QParams
+    layers: List[QLayer]
+    pool_output: QParams
+    classifier: Optional[QLayer]
+    method: str
+    bias_correction: bool
+    notes: Dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"QuantizedNet(alpha={self.config_alpha:g}, layers={len(self.layers)}, method={self.method!r}, "
+                f"bias_correction={self.bias_correction})")
+
+
+# ---------------------------------------------------------------------------------------- ranges
+
+def _clip_mse(values: F64, hi: float) -> float:
+    """The clip in (0, hi] minimising the mean squared error of uint8 quantisation over [0, clip]."""
+    v = values[values > 0]
+    if v.size == 0 or hi <= 0:
+        return max(hi, 1e-6)
+    if v.size > 200_000:
+        v = np.random.default_rng(0).choice(v, 200_000, replace=False)
+    best, best_err = hi, np.inf
+    for c in np.linspace(0.2 * hi, hi, 41):
+        s = c / 255.0
+        q = np.clip(np.rint(v / s), 0, 255) * s
+        err = float(np.mean((v - q) ** 2))
+        if err < best_err:
+            best, best_err = float(c), err
+    return best
+
+
+def _relu_range(values: F64, method: str, percentile: float, act_max: float) -> QParams:
+    """uint8 parameters (zero point 0) for a non-negative tensor."""
+    hi = float(values.max()) if values.size else 0.0
+    if method == "percentile":
+        hi = float(np.percentile(values, percentile))
+    elif method == "mse":
+        hi = _clip_mse(values, hi)
+    hi = min(max(hi, 1e-6), act_max)
+    return QParams(hi / 255.0, 0)
+
+
+def _input_params(x: F64) -> QParams:
+    """Asymmetric uint8 parameters over the calibrated range of the normalised input (254 steps,
+    so that the pixel grid of the usual normalisations falls between rounding ties)."""
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = max(hi - lo, 1e-6) / 254.0
+    return QParams(scale, int(np.clip(np.rint(-lo / scale), 0, 255)))
+
+
+# --------------------------------------------------------------------------- integer layer ops
+
+def _taps(q: I64, zp: int, stride: int, pads: Tuple[int, int, int, int]) -> List[F64]:
+    """The 9 taps (kh, kw order) of a 3x3 window over uint8 codes minus the zero point, each
+    [N, OH, OW, C] (padding: 0). float64 holds these integers and every sum of the layers exactly
+    (|sum| < 2^31 < 2^53), and lets numpy use BLAS."""
+    t, l, b, r = pads
+    x = np.pad(np.asarray(q, np.float64) - zp, ((0, 0), (t, b), (l, r), (0, 0)))
+    oh, ow = (x.shape[1] - 3) // stride + 1, (x.shape[2] - 3) // stride + 1
+    return [x[:, kh:kh + stride * (oh - 1) + 1:stride, kw:kw + stride * (ow - 1) + 1:stride, :]
+            for kh in range(3) for kw in range(3)]
+
+
+def _accumulate(layer: QLayer, q: I64) -> I64:
+    """The exact int32 accumulators of a layer (before requantisation)."""
+    s, zp = layer.spec, layer.input.zero_point
+    w = layer.weight.astype(np.float64)
+    acc: F64
+    if s.kind == "conv3x3":
+        taps = _taps(q, zp, s.stride, s.pads)
+        w_stem = w.reshape(9, s.in_channels, s.out_channels)
+        acc = sum((taps[t] @ w_stem[t] for t in range(9)), np.zeros(()))
+    elif s.kind == "dwconv3x3":
+        taps = _taps(q, zp, s.stride, s.pads)
+        w_dw = w.reshape(9, s.in_channels)
+        acc = sum((taps[t] * w_dw[t] for t in range(9)), np.zeros(()))
+    else:  # pwconv, dense
+        acc = (np.asarray(q, np.float64) - zp) @ w
+    acc = np.asarray(acc) + layer.bias.astype(np.float64)
+    if np.any(np.abs(acc) >= 2**31):
+        raise InputError(f"{s.name}: int32 accumulator overflow")
+    return acc.astype(np.int64)
+
+
+def _requantize(acc: I64, multiplier: F32, out: QParams, clamp: Tuple[int, int]) -> I64:
+    """clamp(zp + rne(float32(acc) * m)): float32 multiply, clamp on the integer bounds, rne."""
+    y = acc.astype(np.int32).astype(np.float32) * multiplier
+    y = np.clip(y, np.float32(clamp[0] - out.zero_point), np.float32(clamp[1] - out.zero_point))
+    r: I64 = np.rint(y).astype(np.int64) + out.zero_point
+    return r
+
+
+def _pool(q: I64, inp: QParams, out: QParams) -> I64:
+    """Global average pool of uint8 codes: int32 sums over H*W, requantised with s_in / (HW s_out)."""
+    hw = q.shape[1] * q.shape[2]
+    acc = (q - inp.zero_point).sum(axis=(1, 2))
+    m = np.float32(np.float64(inp.scale) / (hw * out.scale))
+    return _requantize(acc, np.full(acc.shape[-1], m, np.float32), out, (0, 255))
+
+
+def _logits(layer: QLayer, q: I64) -> F64:
+    acc = _accumulate(layer, q)
+    return acc.astype(np.float64) * (np.float64(layer.input.scale) * layer.weight_scale.astype(np.float64))
+
+
+def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
+    """Run the quantised network on normalised images ``x`` ([N, H, W, 3] float32) with the int8
+    kernels' arithmetic, in numpy integers. Returns float64 logits ``[N, classes]`` (or, with
+    ``features`` or no classifier, the dequantised pooled features ``[N, C]``)."""
+    q = qnet.input.quantize(np.asarray(x, np.float64))
+    for layer in qnet.layers:
+        assert layer.output is not None
+        q = _requantize(_accumulate(layer, q), layer.multiplier, layer.output, layer.clamp)
+    q = _pool(q, qnet.layers[-1].output or qnet.input, qnet.pool_output)
+    if features or qnet.classifier is None:
+        return qnet.pool_output.dequantize(q)
+    return _logits(qnet.classifier, q)
+
+
+# ---------------------------------------------------------------------------------- quantising
+
+def _quantize_weight(w: F32, b: F64, in_scale: float) -> Tuple[npt.NDArray[np.int8], F32]:
+    """Per-output-channel (last axis) symmetric int8. A channel whose bias would not fit the
+    accumulator at the scale in_scale * s_w (near-zero weights but a real bias, as some channels
+    of MobileNetV1 have after BatchNorm folding) gets a coarser weight scale: |bias| < 2^29 steps."""
+    wf = w.astype(np.float64)
+    amax = np.abs(wf.reshape(-1, wf.shape[-1])).max(axis=0)
+    scale = np.maximum(np.where(amax > 0, amax / 127.0, 1.0), np.abs(b) / (np.float64(in_scale) * 2.0**29))
+    q = np.clip(np.rint(wf / scale), -127, 127).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def _float_layer(spec: LayerSpec, x: F64, w: F64, b: F64) -> F64:
+    """The float layer before its clamp, on real-valued input."""
+    if spec.kind == "conv3x3":
+        return reference.conv3x3(x, w, b, spec.stride, spec.pads)
+    if spec.kind == "dwconv3x3":
+        return reference.dwconv3x3(x, w, b, spec.stride, spec.pads)
+    return reference.pwconv(x, w, b) if spec.kind == "pwconv" else reference.dense(x, w, b)
+
+
+def _quantize_bias(b: F64, in_scale: float, w_scale: F32) -> npt.NDArray[np.int32]:
+    q = np.rint(b / (np.float64(in_scale) * w_scale.astype(np.float64)))
+    return np.clip(q, -2**31 + 1, 2**31 - 1).astype(np.int32)
+
+
+def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse", percentile: float = 99.99,
+                     bias_correction: bool = True) -> QuantizedNet:
+    """Quantise ``weights`` with the activation ranges of ``calibration`` (normalised float32
+    images ``[N, H, W, 3]``, e.g. :func:`mobilenet_fast.preprocess` of real photos).
+
+    ``method``: how the range of each activation is chosen (see :data:`METHODS`); ``percentile``
+    for ``method="percentile"``; ``bias_correction``: the empirical per-channel correction of the
+    quantised layers' mean error (on by default: it is what makes MobileNetV1 quantise well).
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not 0 < percentile <= 100:
+        raise InputError(f"percentile must be in (0, 100], got {percentile}")
+    x = np.asarray(calibration, np.float64)
+    if x.ndim != 4 or x.shape[3] != 3 or x.shape[0] == 0:
+        raise InputError(f"calibration must be a non-empty [N, H, W, 3] batch, got shape {list(x.shape)}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("calibration contains NaN or Inf")
+    cfg = weights.config
+    act_max = 6.0 if cfg.activation == "relu6" else float("inf")
+    folded = folded_tensors(weights)
+    arch = cfg.architecture((int(x.shape[1]), int(x.shape[2])))
+    inp = _input_params(x)
+    xf = x  # the float network's activation
+    q = inp.quantize(x)  # the quantised network's activation (codes)
+    qin = inp
+    layers: List[QLayer] = []
+    classifier: Optional[QLayer] = None
+    pool_out = QParams(1.0, 0)
+    for spec in arch:
+        if spec.kind == "avgpool":
+            feats = reference.global_avg_pool(xf)
+            pool_out = _relu_range(feats.ravel(), method, percentile, act_max)
+            q = _pool(q, qin, pool_out)
+            qin, xf = pool_out, feats
+            continue
+        if spec.kind == "dense":
+            wt = weights.tensors["classifier.weight"].astype(np.float64)
+            bt = weights.tensors["classifier.bias"].astype(np.float64)
+        else:
+            wt, bt = (a.astype(np.float64) for a in folded[spec.name])
+        wq, ws = _quantize_weight(wt.astype(np.float32), bt, qin.scale)
+        y_float = _float_layer(spec, xf, wt, bt)  # pre-clamp, float input
+        if bias_correction:
+            w_deq = wq.astype(np.float64) * ws.astype(np.float64)
+            y_quant = _float_layer(spec, qin.dequantize(q), w_deq, bt)
+            bt = bt + (y_float - y_quant).reshape(-1, y_float.shape[-1]).mean(axis=0)
+        if spec.kind == "dense":
+            classifier = QLayer(spec, wq, ws, _quantize_bias(bt, qin.scale, ws), qin, None)
+            break
+        xf = np.clip(y_float, 0.0, act_max) if spec.relu6 else y_float
+        out = _relu_range(xf.ravel(), method, percentile, act_max)
+        hi = 255 if act_max == float("inf") else int(min(255, np.rint(act_max / out.scale)))
+        layer = QLayer(spec, wq, ws, _quantize_bias(bt, qin.scale, ws), qin, out, (0, hi))
+        q = _requantize(_accumulate(layer, q), layer.multiplier, out, layer.clamp)
+        layers.append(layer)
+        qin = out
+    return QuantizedNet(cfg.alpha, inp, layers, pool_out, classifier, method, bias_correction)
+
+
+def agreement(a: F64, b: F64, confident: Optional[F64] = None) -> Tuple[float, float]:
+    """Top-1 agreement of two logit batches, overall and on the rows where ``confident`` (the
+    reference's softmax) has a top probability of at least 0.5 (NaN if there is none)."""
+    same = np.argmax(a, axis=1) == np.argmax(b, axis=1)
+    if confident is None:
+        return float(same.mean()), float("nan")
+    mask = confident.max(axis=1) >= 0.5
+    return float(same.mean()), float(same[mask].mean()) if mask.any() else float("nan")
