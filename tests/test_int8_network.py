@@ -127,3 +127,63 @@ def test_bad_arguments(small):
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         Q.quantize_network(ws, bad)
+
+
+# ---- the C++ int8 network (QuantizedNet.plan -> _core.QPlan)
+
+@pytest.mark.parametrize("isa", isas_to_test())
+def test_cpp_int8_network_equals_the_reference_bit_for_bit(small, isa):
+    ws, cal, qnet = small
+    x = random_input(5, 64, 64, seed=11)
+    want = Q.int8_forward(qnet, x).astype(np.float32)
+    want_feats = Q.int8_forward(qnet, x, features=True).astype(np.float32)
+    for threads in (1, 2, 3):
+        plan = qnet.plan(64, 64, isa=isa, threads=threads)
+        assert plan.isa == isa and plan.threads == threads and plan.num_classes == 10
+        for batch in (1, 2, 5):  # one image split over the threads, and whole images per thread
+            np.testing.assert_array_equal(plan.run(x[:batch]), want[:batch])
+        np.testing.assert_array_equal(plan.features(x), want_feats)
+
+
+def test_cpp_int8_network_at_odd_sizes_and_every_isa_alike():
+    ws = random_weights(alpha=0.25, num_classes=7, resolution=(61, 45), seed=5, padding="symmetric")
+    cal = random_input(3, 61, 45, seed=2)
+    qnet = Q.quantize_network(ws, cal)
+    x = random_input(2, 61, 45, seed=4)
+    want = Q.int8_forward(qnet, x).astype(np.float32)
+    outs = [qnet.plan(61, 45, isa=isa).run(x) for isa in isas_to_test()]
+    for o in outs:
+        np.testing.assert_array_equal(o, want)
+
+
+def test_cpp_int8_network_refuses_bad_input(small):
+    ws, cal, qnet = small
+    plan = qnet.plan(64, 64)
+    x = random_input(1, 64, 64)
+    with pytest.raises(InputError, match="expected \\(N, 64, 64, 3\\)"):
+        plan.run(random_input(1, 32, 64))
+    bad = x.copy()
+    bad[0, 5, 5, 1] = np.inf
+    with pytest.raises(InputError, match="NaN or Inf"):
+        plan.run(bad)
+    with pytest.raises(InputError, match="dtype float32"):
+        plan.run(x.astype(np.float64))
+    with pytest.raises(InputError, match="threads"):
+        qnet.plan(64, 64, threads=0)
+    assert "QPlan(64x64" in repr(plan)
+
+
+def test_cpp_int8_network_refuses_inconsistent_parameters(small):
+    import copy
+
+    ws, cal, qnet = small
+    for mutate, match in [
+        (lambda q: setattr(q.layers[1], "weight", q.layers[1].weight[:2]), "blocks.0.dw weights"),
+        (lambda q: setattr(q.layers[2], "bias", q.layers[2].bias[:-1]), "blocks.0.pw weights"),
+        (lambda q: setattr(q.layers[3], "weight_scale", -q.layers[3].weight_scale), "positive finite"),
+        (lambda q: setattr(q, "input", Q.QParams(0.0, 3)), "input's scale"),
+    ]:
+        bad = copy.deepcopy(qnet)
+        mutate(bad)
+        with pytest.raises(InputError, match=match):
+            bad.plan(64, 64)

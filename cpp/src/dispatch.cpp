@@ -188,6 +188,7 @@ KernelTable build_table(const IsaLevel& level) {
                 pick(KernelFamily::global_avg_pool).global_avg_pool,
                 pick(KernelFamily::softmax).softmax,
                 qgemm.qgemm,
+                qgemm.qgemm_f32,
                 qgemm.tile_m,
                 qgemm.tile_n,
                 pick(KernelFamily::qdwconv3x3_s1).qdwconv3x3,

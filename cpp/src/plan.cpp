@@ -154,18 +154,11 @@ std::size_t Plan::arena_floats() const { return arena_->activation_values(); }
 // register tile of rows (parts are multiples of the tile), else by weight panels (the classifier).
 void Plan::gemm_split(int m, int n, int k, const float* a, const float* packed, float* c, Clamp clamp,
                       ThreadPool* pool, int tasks) {
-  const int mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
-  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(k + 1) * nr;
-  split_gemm(
-      pool, tasks, m, mr, (n + nr - 1) / nr,
-      [&](int r0, int r1) {
-        kernels_.gemm(r1 - r0, n, k, a + static_cast<std::ptrdiff_t>(r0) * k, k, packed,
-                      c + static_cast<std::ptrdiff_t>(r0) * n, n, clamp);
-      },
-      [&](int p0, int p1) {
-        const int j0 = p0 * nr, j1 = std::min(n, p1 * nr);
-        kernels_.gemm(m, j1 - j0, k, a, k, packed + p0 * panel_stride, c + j0, n, clamp);
-      });
+  const int nr = kernels_.gemm_nr;
+  split_packed_gemm(pool, tasks, m, n, k, kernels_.gemm_mr, nr, static_cast<std::size_t>(k + 1) * nr * sizeof(float),
+                    a, packed, c, [&](int rows, int cols, const float* ap, const void* bp, float* cp) {
+                      kernels_.gemm(rows, cols, k, ap, k, static_cast<const float*>(bp), cp, n, clamp);
+                    });
 }
 
 void Plan::run_layer(const Layer& L, const float* in, float* dw_out, float* out, float* bands,

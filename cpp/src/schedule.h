@@ -30,6 +30,24 @@ std::pair<int, int> chunk(int total, int parts, int i, int align);
 void split_gemm(ThreadPool* pool, int tasks, int m, int mr, int panels,
                 const std::function<void(int, int)>& rows, const std::function<void(int, int)>& panels_part);
 
+// split_gemm for C[m][n] = A[m][k] x B with B packed in panels of nr columns, panel_bytes apart
+// (row stride of A: k, of C: n): calls gemm(rows, cols, a, packed, c) for each part, with the
+// pointers moved to the part's first row or first panel.
+template <class TA, class TC, class Gemm>
+void split_packed_gemm(ThreadPool* pool, int tasks, int m, int n, int k, int mr, int nr, std::size_t panel_bytes,
+                       const TA* a, const void* packed, TC* c, Gemm&& gemm) {
+  const auto* base = static_cast<const unsigned char*>(packed);
+  split_gemm(
+      pool, tasks, m, mr, (n + nr - 1) / nr,
+      [&](int r0, int r1) {
+        gemm(r1 - r0, n, a + static_cast<std::ptrdiff_t>(r0) * k, base, c + static_cast<std::ptrdiff_t>(r0) * n);
+      },
+      [&](int p0, int p1) {
+        const int j0 = p0 * nr, j1 = n < p1 * nr ? n : p1 * nr;
+        gemm(m, j1 - j0, a, base + static_cast<std::size_t>(p0) * panel_bytes, c + j0);
+      });
+}
+
 // A depthwise output larger than this is fused with its pointwise layer in bands...
 constexpr std::size_t kFuseAboveBytes = 256 * 1024 * 4;
 // ... of about this many bytes (the band stays in L2 between the two kernels).

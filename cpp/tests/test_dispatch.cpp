@@ -172,6 +172,8 @@ TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
     EXPECT_EQ(t.global_avg_pool, chosen(mbf::KernelFamily::global_avg_pool).global_avg_pool);
     EXPECT_EQ(t.softmax, chosen(mbf::KernelFamily::softmax).softmax);
     EXPECT_EQ(t.qgemm, chosen(mbf::KernelFamily::qgemm_u8s8).qgemm);
+    EXPECT_EQ(t.qgemm_f32, chosen(mbf::KernelFamily::qgemm_u8s8).qgemm_f32);
+    EXPECT_NE(t.qgemm_f32, nullptr);
     EXPECT_EQ(t.qdwconv3x3_s1, chosen(mbf::KernelFamily::qdwconv3x3_s1).qdwconv3x3);
     EXPECT_EQ(t.qdwconv3x3_s2, chosen(mbf::KernelFamily::qdwconv3x3_s2).qdwconv3x3);
     for (int f = 0; f < mbf::kKernelFamilies; ++f)

@@ -67,12 +67,22 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
   const std::vector<std::uint8_t> a_copy(a);
 
   std::vector<std::uint8_t> want(static_cast<std::size_t>(c.m) * c.ldc, kPad);
+  std::vector<float> want_f32(static_cast<std::size_t>(c.m) * c.ldc, -7.0f);
   for (int i = 0; i < c.m; ++i)
     for (int j = 0; j < c.n; ++j) {
       std::int64_t acc = c.bias ? bias[j] : 0;
       for (int p = 0; p < c.k; ++p)
         acc += (static_cast<std::int64_t>(a[i * c.lda + p]) - c.in_zp) * b[static_cast<std::size_t>(p) * c.n + j];
       want[i * c.ldc + j] = reference_requant(acc, scale[j], c.out);
+      want_f32[i * c.ldc + j] = static_cast<float>(static_cast<std::int32_t>(acc)) * scale[j];
+    }
+  // The float32-output entry of the same kernel: float32(acc) * scale, bit for bit.
+  std::vector<float> got_f32(want_f32.size(), -7.0f);
+  t.qgemm_f32(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got_f32.data(), c.ldc);
+  for (std::size_t i = 0; i < want_f32.size(); ++i)
+    if (std::memcmp(&got_f32[i], &want_f32[i], sizeof(float)) != 0) {
+      ADD_FAILURE() << "float output " << i << ": got " << got_f32[i] << ", want " << want_f32[i];
+      break;
     }
 
   // The whole matrix, then the rows split in uneven chunks (as threads would): same bytes.

@@ -31,12 +31,12 @@ two sets of logits' top-1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
-from . import reference
+from . import _core, reference
 from .architecture import LayerSpec
 from .errors import InputError
 from .runner import folded_tensors
@@ -102,6 +102,27 @@ class QuantizedNet:
     method: str
     bias_correction: bool
     notes: Dict[str, float] = field(default_factory=dict)
+
+    def plan(self, height: int, width: int, *, isa: Optional[str] = None, threads: int = 1) -> "_core.QPlan":
+        """The C++ int8 network (``mobilenet_fast._core.QPlan``) for inputs of ``height x width``
+        with these parameters; its ``run(x)`` gives the logits of :func:`int8_forward`, bit for bit."""
+        def params(layer: QLayer) -> Tuple[Any, ...]:
+            assert layer.output is not None
+            return (np.ascontiguousarray(layer.weight), np.ascontiguousarray(layer.bias),
+                    np.ascontiguousarray(layer.multiplier), layer.output.zero_point, layer.clamp[0], layer.clamp[1])
+
+        stem, blocks = self.layers[0], self.layers[1:]
+        last = self.layers[-1].output
+        assert last is not None
+        fc = None
+        if self.classifier is not None:
+            fc = (np.ascontiguousarray(self.classifier.weight), np.ascontiguousarray(self.classifier.bias),
+                  np.ascontiguousarray(_logit_scale(self.classifier)))
+        return _core.QPlan(
+            height, width, (self.input.scale, self.input.zero_point), (stem.spec.stride, stem.spec.pads, params(stem)),
+            [(dw.spec.stride, dw.spec.pads, params(dw), params(pw)) for dw, pw in zip(blocks[0::2], blocks[1::2])],
+            (last.scale, last.zero_point, self.pool_output.scale, self.pool_output.zero_point), fc, isa=isa,
+            threads=threads)
 
     def __repr__(self) -> str:
         return (f"QuantizedNet(alpha={self.config_alpha:g}, layers={len(self.layers)}, method={self.method!r}, "
@@ -196,9 +217,15 @@ def _pool(q: I64, inp: QParams, out: QParams) -> I64:
     return _requantize(acc, np.full(acc.shape[-1], m, np.float32), out, (0, 255))
 
 
+def _logit_scale(layer: QLayer) -> F32:
+    """The classifier's per-class float32 scale s_in * s_w."""
+    return (np.float64(layer.input.scale) * layer.weight_scale.astype(np.float64)).astype(np.float32)
+
+
 def _logits(layer: QLayer, q: I64) -> F64:
+    """float32(acc) * float32(s_in * s_w): the float32 output of the int8 GEMM."""
     acc = _accumulate(layer, q)
-    return acc.astype(np.float64) * (np.float64(layer.input.scale) * layer.weight_scale.astype(np.float64))
+    return (acc.astype(np.int32).astype(np.float32) * _logit_scale(layer)).astype(np.float64)
 
 
 def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:

@@ -64,6 +64,7 @@ struct KernelVariant {
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
   qgemm_fn qgemm;
+  qgemm_f32_fn qgemm_f32;  // with qgemm: the float32-output entry of the same kernel
   qdwconv3x3_fn qdwconv3x3;  // qdwconv3x3_s1 / _s2
 };
 

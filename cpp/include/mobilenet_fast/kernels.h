@@ -79,6 +79,10 @@ struct QuantOut {
 // B, bias and the per-column scales packed by pack_qgemm_weights() with this table's qgemm_nr.
 using qgemm_fn = void (*)(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed_b,
                           std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out);
+// The same product with float32 output: C[M][N] = float32(acc) * scale[n] (no clamp), for logits
+// (pack the logit scale input_scale * weight_scale as the column scales).
+using qgemm_f32_fn = void (*)(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed_b,
+                              float* c, std::ptrdiff_t ldc);
 // K values per group in the packed int8 weights (one 32-bit lane of a dot-product instruction).
 constexpr int kQgemmKr = 4;
 // Widest panel pack_qgemm_weights() packs.
@@ -136,6 +140,7 @@ struct KernelTable {
   global_avg_pool_fn global_avg_pool;
   softmax_fn softmax;
   qgemm_fn qgemm;
+  qgemm_f32_fn qgemm_f32;  // the same variant as qgemm, float32 output
   int qgemm_mr;
   int qgemm_nr;
   qdwconv3x3_fn qdwconv3x3_s1;

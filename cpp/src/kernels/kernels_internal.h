@@ -18,6 +18,7 @@ using gemm_kernel = std::remove_pointer_t<gemm_fn>;
 using global_avg_pool_kernel = std::remove_pointer_t<global_avg_pool_fn>;
 using softmax_kernel = std::remove_pointer_t<softmax_fn>;
 using qgemm_kernel = std::remove_pointer_t<qgemm_fn>;
+using qgemm_f32_kernel = std::remove_pointer_t<qgemm_f32_fn>;
 using qdwconv3x3_kernel = std::remove_pointer_t<qdwconv3x3_fn>;
 
 // Widest GEMM panel any table packs for.
@@ -35,10 +36,12 @@ global_avg_pool_kernel global_avg_pool_scalar;
 softmax_kernel softmax_scalar;
 // The int8 GEMM for any panel width (the scalar variant, qgemm_1x8c4_scalar, uses 8): one row and
 // column at a time, the reference of the int8 tests.
+// c_u8 (requantised) or, when null, c_f32 (float32(acc) * scale).
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                     std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, int panel_width);
+                     std::uint8_t* c_u8, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width);
 constexpr int kQgemmNrScalar = 8;
 qgemm_kernel qgemm_1x8c4_scalar;
+qgemm_f32_kernel qgemm_1x8c4_scalar_f32;
 qdwconv3x3_kernel qdwconv3x3_scalar;  // any stride
 
 // ---- SIMD variants, by family. Names say what they are: dwconv3x3_s2_avx2_8c is the stride-2
@@ -62,6 +65,7 @@ gemm_kernel gemm_6x16_avx2, gemm_14x32_avx512;
 constexpr int kQgemmMrAvx2 = 6, kQgemmNrAvx2 = 8;
 constexpr int kQgemmMrAvx512Vnni = 14, kQgemmNrAvx512Vnni = 32;
 qgemm_kernel qgemm_6x8c4_avx2, qgemm_14x32c4_avx512vnni;
+qgemm_f32_kernel qgemm_6x8c4_avx2_f32, qgemm_14x32c4_avx512vnni_f32;
 // int8 depthwise 3x3 (kernels/int8/qdwconv3x3.h): products in int16 (|x - zp| * |w| <= 255 * 128
 // fits), summed in int32.
 qdwconv3x3_kernel qdwconv3x3_s1_avx2_8c, qdwconv3x3_s2_avx2_8c, qdwconv3x3_s1_avx512_16c, qdwconv3x3_s2_avx512_16c;

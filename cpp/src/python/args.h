@@ -78,4 +78,28 @@ std::pair<int, int> parse_rows(const py::object& obj, int out_h);
 // The kernel table for an ISA name; None: MOBILENET_FAST_ISA or the best available.
 const mbf::KernelTable& kernels_for(const py::object& isa);
 
+// Runs a network plan (Plan, QPlan: in_h(), in_w(), num_classes(), feature_channels()) on the
+// float32 NHWC batch x_obj with the GIL released: run(input, batch, output, features) -> false
+// when an input value is not finite. The caller's references keep the plan and the input alive
+// until the call returns, whatever other threads do with their own references.
+template <class P, class Run>
+py::array_t<float> run_network(P& plan, const py::object& x_obj, bool features, Run&& run) {
+  FloatArray x = checked(x_obj, "input", 4);
+  if (x.shape(1) != plan.in_h() || x.shape(2) != plan.in_w() || x.shape(3) != 3)
+    throw InputError("input has shape " + shape_str(x) + ", expected (N, " + std::to_string(plan.in_h()) + ", " +
+                     std::to_string(plan.in_w()) + ", 3) for this plan");
+  const py::ssize_t n = x.shape(0);
+  const bool feat = features || plan.num_classes() == 0;
+  py::array_t<float> out = new_output({n, feat ? plan.feature_channels() : plan.num_classes()}, "the output");
+  const float* xp = x.data();
+  float* op = out.mutable_data();
+  bool finite = true;
+  {
+    py::gil_scoped_release release;
+    finite = run(xp, static_cast<int>(n), op, feat);
+  }
+  if (!finite) throw InputError("input contains NaN or Inf values");
+  return out;
+}
+
 }  // namespace mbf::python

@@ -13,6 +13,8 @@ namespace mbf::python {
 void bind_cpu(py::module_& m);
 // The class Plan: the whole network (plan_bindings.cpp).
 void bind_plan(py::module_& m);
+// The class QPlan: the int8 network (qplan_bindings.cpp).
+void bind_qplan(py::module_& m);
 // The submodule ops: single kernels (ops.cpp).
 void bind_ops(py::module_& m);
 

@@ -33,5 +33,6 @@ PYBIND11_MODULE(_core, m) {
 
   mbf::python::bind_cpu(m);
   mbf::python::bind_plan(m);
+  mbf::python::bind_qplan(m);
   mbf::python::bind_ops(m);
 }

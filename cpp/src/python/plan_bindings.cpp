@@ -72,26 +72,10 @@ std::unique_ptr<mbf::Plan> make_plan(const py::object& height, const py::object&
   return std::make_unique<mbf::Plan>(s, kernels_for(isa), n_threads);
 }
 
-// Runs the plan with the GIL released. The caller's references keep the Plan (`self` of the
-// bound method) and the input array alive until the call returns, whatever other threads do
-// with their own references (del model, model.threads = k, gc.collect()).
 py::array_t<float> plan_run(mbf::Plan& plan, const py::object& x_obj, bool features, bool check_finite) {
-  FloatArray x = checked(x_obj, "input", 4);
-  if (x.shape(1) != plan.in_h() || x.shape(2) != plan.in_w() || x.shape(3) != 3)
-    throw InputError("input has shape " + shape_str(x) + ", expected (N, " + std::to_string(plan.in_h()) +
-                     ", " + std::to_string(plan.in_w()) + ", 3) for this plan");
-  const py::ssize_t n = x.shape(0);
-  const bool feat = features || plan.num_classes() == 0;
-  py::array_t<float> out = new_output({n, feat ? plan.feature_channels() : plan.num_classes()}, "the output");
-  const float* xp = x.data();
-  float* op = out.mutable_data();
-  bool finite = true;
-  {
-    py::gil_scoped_release release;
-    finite = plan.run(xp, static_cast<int>(n), op, feat, check_finite);
-  }
-  if (!finite) throw InputError("input contains NaN or Inf values");
-  return out;
+  return run_network(plan, x_obj, features, [&](const float* x, int n, float* out, bool feat) {
+    return plan.run(x, n, out, feat, check_finite);
+  });
 }
 
 }  // namespace

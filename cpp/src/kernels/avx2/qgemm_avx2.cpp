@@ -3,4 +3,4 @@
 #include "kernels/int8/qgemm.h"
 
 static_assert(mbf::QVecAvx2::kMr == mbf::kQgemmMrAvx2 && 8 == mbf::kQgemmNrAvx2, "tile");
-MBF_DEFINE_QGEMM(QVecAvx2, qgemm_6x8c4_avx2)
+MBF_DEFINE_QGEMM(QVecAvx2, qgemm_6x8c4_avx2, qgemm_6x8c4_avx2_f32)

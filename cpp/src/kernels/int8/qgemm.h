@@ -12,6 +12,7 @@
 // through a zeroed copy (never past the row).
 #pragma once
 
+#include <type_traits>
 #include <utility>
 
 #include "kernels/kernels_internal.h"
@@ -20,12 +21,20 @@
 namespace mbf {
 namespace {
 
-template <class QV>
-using QgemmTileFn = void (*)(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, std::uint8_t* c,
+// Output policies: requantised uint8, or float32(acc) * scale.
+struct QgemmToU8 {
+  using T = std::uint8_t;
+};
+struct QgemmToF32 {
+  using T = float;
+};
+
+template <class QV, class Out>
+using QgemmTileFn = void (*)(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, typename Out::T* c,
                              Index ldc, const typename QV::Params& q, int cols);
 
-template <class QV, int MR>
-void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, std::uint8_t* c, Index ldc,
+template <class QV, int MR, class Out>
+void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, typename Out::T* c, Index ldc,
                 const typename QV::Params& q, int cols) {
   constexpr int NC = QV::kChunks, L = QV::kCols, NR = NC * L;
   const auto* bias = reinterpret_cast<const std::int32_t*>(panel);
@@ -55,20 +64,24 @@ void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* pa
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NC && v * L < cols; ++v)
-      QV::store(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, q, cols - v * L);
+    for (int v = 0; v < NC && v * L < cols; ++v) {
+      if constexpr (std::is_same_v<Out, QgemmToF32>)
+        QV::store_f32(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, cols - v * L);
+      else
+        QV::store(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, q, cols - v * L);
+    }
 }
 
-template <class QV, std::size_t... R>
+template <class QV, class Out, std::size_t... R>
 constexpr auto make_qgemm_tiles(std::index_sequence<R...>) {
   struct Table {
-    QgemmTileFn<QV> fn[sizeof...(R)];
+    QgemmTileFn<QV, Out> fn[sizeof...(R)];
   };
-  return Table{{(R == 0 ? nullptr : &qgemm_tile<QV, static_cast<int>(R == 0 ? 1 : R)>)...}};
+  return Table{{(R == 0 ? nullptr : &qgemm_tile<QV, static_cast<int>(R == 0 ? 1 : R), Out>)...}};
 }
 
-template <class QV, class Tiles>
-void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* packed, std::uint8_t* c, Index ldc,
+template <class QV, class Out, class Tiles>
+void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* packed, typename Out::T* c, Index ldc,
            QuantOut out, const Tiles& tiles) {
   constexpr int NR = QV::kCols * QV::kChunks, kMr = QV::kMr;
   if (m <= 0 || n <= 0) return;
@@ -80,7 +93,7 @@ void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* pa
   for (int i0 = 0, rows = 0; i0 < m; i0 += rows) {
     rows = m - i0 < kMr ? m - i0 : kMr;
     if (m - i0 > kMr && m - i0 < kMr + 4) rows = (m - i0 + 1) / 2;  // no tile of 1..3 rows at the end
-    const QgemmTileFn<QV> tile = tiles.fn[rows];
+    const QgemmTileFn<QV, Out> tile = tiles.fn[rows];
     for (int j = 0; j < panels; ++j)
       tile(k, a + i0 * lda, lda, base + j * panel_bytes, c + i0 * ldc + j * NR, ldc, q, n - j * NR);
   }
@@ -89,12 +102,18 @@ void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* pa
 }  // namespace
 }  // namespace mbf
 
-// Defines the int8 GEMM entry point NAME for int8 vector layer QVEC.
-#define MBF_DEFINE_QGEMM(QVEC, NAME)                                                                     \
+// Defines the int8 GEMM entry points NAME (uint8 output) and NAME_F32 (float32 output) for int8
+// vector layer QVEC.
+#define MBF_DEFINE_QGEMM(QVEC, NAME, NAME_F32)                                                           \
   namespace mbf {                                                                                       \
   void NAME(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed, std::uint8_t* c, \
             std::ptrdiff_t ldc, QuantOut out) {                                                         \
-    static constexpr auto kTiles = make_qgemm_tiles<QVEC>(std::make_index_sequence<QVEC::kMr + 1>{});   \
-    qgemm<QVEC>(m, n, k, a, lda, packed, c, ldc, out, kTiles);                                          \
+    static constexpr auto kTiles = make_qgemm_tiles<QVEC, QgemmToU8>(std::make_index_sequence<QVEC::kMr + 1>{}); \
+    qgemm<QVEC, QgemmToU8>(m, n, k, a, lda, packed, c, ldc, out, kTiles);                               \
+  }                                                                                                     \
+  void NAME_F32(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed, float* c, \
+                std::ptrdiff_t ldc) {                                                                   \
+    static constexpr auto kTiles = make_qgemm_tiles<QVEC, QgemmToF32>(std::make_index_sequence<QVEC::kMr + 1>{}); \
+    qgemm<QVEC, QgemmToF32>(m, n, k, a, lda, packed, c, ldc, QuantOut{0, 0, 255}, kTiles);              \
   }                                                                                                     \
   }

@@ -111,7 +111,7 @@ std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q) {
 }  // namespace
 
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                     std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, int panel_width) {
+                     std::uint8_t* c, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width) {
   const std::ptrdiff_t groups = (k + kQgemmKr - 1) / kQgemmKr;
   const std::ptrdiff_t panel_bytes = panel_width * (2 * static_cast<std::ptrdiff_t>(sizeof(std::int32_t)) + groups * kQgemmKr);
   const auto* base = static_cast<const unsigned char*>(packed);
@@ -129,7 +129,8 @@ void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t 
         const std::uint8_t* ar = a + i * lda;
         for (int p = 0; p < k; ++p)
           acc += static_cast<std::int32_t>(ar[p]) * w[(p / kQgemmKr) * panel_width * kQgemmKr + p % kQgemmKr];
-        c[i * ldc + j0 + j] = requantize(acc, scale, out);
+        if (c) c[i * ldc + j0 + j] = requantize(acc, scale, out);
+        else c_f32[i * ldc + j0 + j] = static_cast<float>(acc) * scale;
       }
     }
   }
@@ -137,7 +138,12 @@ void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t 
 
 void qgemm_1x8c4_scalar(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
                         std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out) {
-  qgemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, out, kQgemmNrScalar);
+  qgemm_scalar_nr(m, n, k, a, lda, packed, c, nullptr, ldc, out, kQgemmNrScalar);
+}
+
+void qgemm_1x8c4_scalar_f32(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
+                            float* c, std::ptrdiff_t ldc) {
+  qgemm_scalar_nr(m, n, k, a, lda, packed, nullptr, c, ldc, QuantOut{0, 0, 255}, kQgemmNrScalar);
 }
 
 void qdwconv3x3_scalar(const Conv2dGeom& g, const std::uint8_t* in, std::int32_t zx, const void* packed,

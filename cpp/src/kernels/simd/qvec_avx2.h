@@ -51,10 +51,18 @@ struct QVecAvx2 {
   }
   static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t* bias, const float* scale,
                                const Params& q, int cols) {
-    // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit permute puts the columns in order.
+    store_bytes(c, requant(reduce(acc, bias), _mm256_loadu_ps(scale), q), cols);
+  }
+  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t* bias, const float* scale, int cols) {
+    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(reduce(acc, bias)), _mm256_loadu_ps(scale));
+    if (cols >= kCols) _mm256_storeu_ps(c, y);
+    else _mm256_maskstore_ps(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - cols)), y);
+  }
+  // The 8 column sums plus the bias. hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit permute puts
+  // the columns in order.
+  static MBF_INLINE __m256i reduce(Acc acc, const std::int32_t* bias) {
     const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc.lo, acc.hi), 0xD8);
-    const __m256i full = _mm256_add_epi32(sum, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));
-    store_bytes(c, requant(full, _mm256_loadu_ps(scale), q), cols);
+    return _mm256_add_epi32(sum, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));
   }
 
   // clamp(zp + rne(acc * scale)) of 8 lanes, as the low 8 bytes (the values are 0..255).

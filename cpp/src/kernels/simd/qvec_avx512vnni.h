@@ -33,6 +33,12 @@ struct QVecAvx512Vnni : QVecAvx512 {
     if (cols >= kCols) _mm_storeu_si128(reinterpret_cast<__m128i*>(c), b);
     else _mm_mask_storeu_epi8(c, static_cast<__mmask16>((1u << cols) - 1u), b);
   }
+  // c[0..cols) = float32(acc) * scale.
+  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t*, const float* scale, int cols) {
+    const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
+    if (cols >= kCols) _mm512_storeu_ps(c, y);
+    else _mm512_mask_storeu_ps(c, static_cast<__mmask16>((1u << cols) - 1u), y);
+  }
 };
 
 }  // namespace

@@ -1,0 +1,214 @@
+// The int8 MobileNetV1 network (mobilenet_fast/qplan.h): checks and packs the quantised layers,
+// then runs them with the int8 kernels of one KernelTable, split over the threads like the fp32
+// Plan (depthwise by output rows, GEMMs by rows or weight panels, batches by image; schedule.h).
+#include "mobilenet_fast/qplan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "mobilenet_fast/plan.h"
+#include "schedule.h"
+
+namespace mbf {
+
+namespace {
+
+void expect_count(std::size_t got, std::size_t want, const std::string& what) {
+  if (got != want)
+    throw InputError(what + " has " + std::to_string(got) + " values, expected " + std::to_string(want));
+}
+
+// Sizes and values of one layer's parameters; every multiplier positive and finite (pack_* check
+// those too), the clamp inside 0..255 with min <= max and the zero point in 0..255.
+void check_layer(const QLayerParams& p, std::size_t weights, std::size_t channels, const std::string& name) {
+  expect_count(p.weights.size(), weights, name + " weights");
+  expect_count(p.bias.size(), channels, name + " bias");
+  expect_count(p.multiplier.size(), channels, name + " multipliers");
+  if (p.out.zero_point < 0 || p.out.zero_point > 255 || p.out.min > p.out.max)
+    throw InputError(name + ": output zero point must be in 0..255 and clamp min <= max");
+}
+
+// zero_point + rne(float32(acc) * m), clamped: the int8 kernels' requantisation.
+std::uint8_t requant(std::int32_t acc, float m, QuantOut q) {
+  float y = static_cast<float>(acc) * m;
+  y = std::min(std::max(y, static_cast<float>(q.min - q.zero_point)), static_cast<float>(q.max - q.zero_point));
+  return static_cast<std::uint8_t>(q.zero_point + static_cast<std::int32_t>(std::nearbyint(y)));
+}
+
+std::size_t qgemm_panel_bytes(int k, int nr) {
+  return static_cast<std::size_t>(nr) * (2 * sizeof(std::int32_t) + static_cast<std::size_t>((k + kQgemmKr - 1) / kQgemmKr) * kQgemmKr);
+}
+
+}  // namespace
+
+QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
+    : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes), threads_(threads) {
+  if (!kernels.qgemm || !kernels.qgemm_f32 || !kernels.qdwconv3x3_s1 || !kernels.qdwconv3x3_s2)
+    throw InputError(std::string("ISA '") + kernels.isa + "' has no int8 kernels");
+  if (threads < 1 || threads > kMaxThreads)
+    throw InputError("threads must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
+  if (spec.in_h < 3 || spec.in_w < 3 || spec.in_h > 16384 || spec.in_w > 16384)
+    throw InputError("input size " + std::to_string(spec.in_h) + "x" + std::to_string(spec.in_w) +
+                     " is outside 3..16384");
+  if (!(spec.input_scale > 0.0f) || !std::isfinite(spec.input_scale) || spec.input_zero_point < 0 ||
+      spec.input_zero_point > 255)
+    throw InputError("the input's scale must be positive and finite and its zero point in 0..255");
+  if (spec.blocks.empty()) throw InputError("a plan needs at least one block");
+  if (spec.stem_channels <= 0) throw InputError("stem: output channels must be positive");
+  input_scale_ = spec.input_scale;
+  input_zp_ = spec.input_zero_point;
+  stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
+  check_layer(spec.stem, 27u * spec.stem_channels, spec.stem_channels, "stem");
+  const int nr = kernels_.qgemm_nr;
+  stem_packed_.reset(packed_qgemm_bytes(27, spec.stem_channels, nr));
+  pack_qgemm_weights(27, spec.stem_channels, nr, spec.stem.weights.data(), spec.stem.bias.data(),
+                     spec.stem.multiplier.data(), input_zp_, stem_packed_.data());
+  stem_out_ = spec.stem.out;
+  std::size_t largest = pixels_of(stem_) * spec.stem_channels;
+  int h = stem_.out_h, w = stem_.out_w, c = spec.stem_channels;
+  std::int32_t zp = stem_out_.zero_point;
+  blocks_.resize(spec.blocks.size());
+  for (std::size_t i = 0; i < spec.blocks.size(); ++i) {
+    const QPlanBlock& b = spec.blocks[i];
+    const std::string name = "blocks." + std::to_string(i);
+    Block& L = blocks_[i];
+    L.dw = conv_geometry(h, w, c, c, b.stride, b.pads);
+    if (b.out_channels <= 0) throw InputError(name + ".pw: output channels must be positive");
+    check_layer(b.dw, 9u * c, c, name + ".dw");
+    check_layer(b.pw, static_cast<std::size_t>(c) * b.out_channels, b.out_channels, name + ".pw");
+    L.dw_packed.reset(packed_qdwconv3x3_bytes(c));
+    pack_qdwconv3x3_weights(c, b.dw.weights.data(), b.dw.bias.data(), b.dw.multiplier.data(), L.dw_packed.data());
+    L.dw_in_zp = zp;
+    L.dw_out = b.dw.out;
+    L.pw_in_zp = b.dw.out.zero_point;
+    L.pw_out = b.pw.out;
+    L.pw_channels = b.out_channels;
+    L.pw_packed.reset(packed_qgemm_bytes(c, b.out_channels, nr));
+    pack_qgemm_weights(c, b.out_channels, nr, b.pw.weights.data(), b.pw.bias.data(), b.pw.multiplier.data(),
+                       L.pw_in_zp, L.pw_packed.data());
+    h = L.dw.out_h;
+    w = L.dw.out_w;
+    largest = std::max(largest, pixels_of(L.dw) * std::max(c, b.out_channels));
+    c = b.out_channels;
+    zp = b.pw.out.zero_point;
+  }
+  feature_channels_ = c;
+  if (!(spec.pool_in_scale > 0) || !(spec.pool_out_scale > 0) || !std::isfinite(spec.pool_in_scale) ||
+      !std::isfinite(spec.pool_out_scale) || spec.pool_out_zero_point < 0 || spec.pool_out_zero_point > 255)
+    throw InputError("pool: scales must be positive and finite, the output zero point in 0..255");
+  if (spec.pool_in_zero_point != zp) throw InputError("pool: its input zero point is not the last block's output's");
+  pool_multiplier_ = static_cast<float>(spec.pool_in_scale / (static_cast<double>(h) * w * spec.pool_out_scale));
+  pool_out_scale_ = spec.pool_out_scale;
+  pool_in_zp_ = spec.pool_in_zero_point;
+  pool_out_zp_ = spec.pool_out_zero_point;
+  if (num_classes_ < 0) throw InputError("num_classes must be >= 0");
+  if (num_classes_ > 0) {
+    check_layer(spec.fc, static_cast<std::size_t>(c) * num_classes_, num_classes_, "classifier");
+    fc_packed_.reset(packed_qgemm_bytes(c, num_classes_, nr));
+    pack_qgemm_weights(c, num_classes_, nr, spec.fc.weights.data(), spec.fc.bias.data(), spec.fc.multiplier.data(),
+                       pool_out_zp_, fc_packed_.data());
+  }
+  buffers_.resize(static_cast<std::size_t>(threads_));
+  for (Buffers& b : buffers_) {
+    b.a.reset(largest);
+    b.b.reset(largest);
+    b.patches.reset(pixels_of(stem_) * 27);
+    b.pooled.reset(static_cast<std::size_t>(feature_channels_));
+  }
+  if (threads_ > 1) {
+    try {
+      pool_ = std::make_unique<ThreadPool>(threads_);
+    } catch (const std::system_error& e) {
+      throw std::runtime_error("could not start " + std::to_string(threads_ - 1) + " worker thread(s): " + e.what());
+    }
+  }
+  register_for_fork(&mutex_);
+}
+
+QPlan::~QPlan() { unregister_for_fork(&mutex_); }
+
+std::size_t QPlan::pixels_of(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
+
+void QPlan::gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
+                       QuantOut q, ThreadPool* pool) {
+  const int nr = kernels_.qgemm_nr;
+  split_packed_gemm(pool, pool ? pool->size() : 1, m, n, k, kernels_.qgemm_mr, nr, qgemm_panel_bytes(k, nr), a,
+                    packed, c, [&](int rows, int cols, const std::uint8_t* ap, const void* bp, std::uint8_t* cp) {
+                      kernels_.qgemm(rows, cols, k, ap, k, bp, cp, n, q);
+                    });
+}
+
+bool QPlan::run_image(const float* input, float* output, bool features, Buffers& buf, ThreadPool* pool) {
+  const int threads = pool ? pool->size() : 1;
+  // Quantise the input: rne(x / scale) + zero point, saturated (a non-finite value: refused).
+  const std::size_t n_in = static_cast<std::size_t>(in_h_) * in_w_ * 3;
+  std::uint8_t* q = buf.b.data();
+  const float lo = static_cast<float>(-input_zp_ - 1), hi = static_cast<float>(256 - input_zp_);
+  for (std::size_t i = 0; i < n_in; ++i) {
+    if (!std::isfinite(input[i])) return false;
+    const float y = std::min(std::max(input[i] / input_scale_, lo), hi);
+    const int v = input_zp_ + static_cast<int>(std::nearbyint(y));
+    q[i] = static_cast<std::uint8_t>(std::min(255, std::max(0, v)));
+  }
+  // Stem: the 27 taps of every output pixel (padding: the zero point), then the int8 GEMM.
+  const int oh = stem_.out_h, ow = stem_.out_w;
+  const int row_tasks = threads > 1 ? std::min(oh, 2 * threads) : 1;
+  for_tasks(pool, row_tasks, [&](int t, int) {
+    const auto r = row_tasks > 1 ? chunk(oh, row_tasks, t, 1) : std::make_pair(0, oh);
+    for (int y = r.first; y < r.second; ++y)
+      for (int x = 0; x < ow; ++x) {
+        std::uint8_t* p = buf.patches.data() + (static_cast<std::size_t>(y) * ow + x) * 27;
+        for (int kh = 0; kh < 3; ++kh)
+          for (int kw = 0; kw < 3; ++kw) {
+            const int ih = y * stem_.stride - stem_.pad_top + kh, iw = x * stem_.stride - stem_.pad_left + kw;
+            const bool inside = ih >= 0 && ih < in_h_ && iw >= 0 && iw < in_w_;
+            for (int ci = 0; ci < 3; ++ci, ++p)
+              *p = inside ? q[(static_cast<std::size_t>(ih) * in_w_ + iw) * 3 + ci] : static_cast<std::uint8_t>(input_zp_);
+          }
+      }
+  });
+  gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_, pool);
+  // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
+  for (const Block& L : blocks_) {
+    const qdwconv3x3_fn dw = L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
+    const int tasks = threads > 1 ? std::min(L.dw.out_h, 2 * threads) : 1;
+    for_tasks(pool, tasks, [&](int t, int) {
+      const auto r = tasks > 1 ? chunk(L.dw.out_h, tasks, t, 1) : std::make_pair(0, L.dw.out_h);
+      dw(L.dw, buf.a.data(), L.dw_in_zp, L.dw_packed.data(), buf.b.data(), r.first, r.second, L.dw_out);
+    });
+    gemm_split(L.dw.out_h * L.dw.out_w, L.pw_channels, L.dw.in_channels, buf.b.data(), L.pw_packed.data(),
+               buf.a.data(), L.pw_out, pool);
+  }
+  // Global average pool: int32 sums of (q - zp), requantised.
+  const Conv2dGeom& last = blocks_.back().dw;
+  const int hw = last.out_h * last.out_w, c = feature_channels_;
+  const QuantOut pool_q{pool_out_zp_, 0, 255};
+  for (int ch = 0; ch < c; ++ch) {
+    std::int32_t sum = 0;
+    for (int p = 0; p < hw; ++p) sum += static_cast<std::int32_t>(buf.a.data()[static_cast<std::size_t>(p) * c + ch]) - pool_in_zp_;
+    buf.pooled.data()[ch] = requant(sum, pool_multiplier_, pool_q);
+  }
+  if (features || num_classes_ == 0) {
+    for (int ch = 0; ch < c; ++ch)
+      output[ch] = static_cast<float>((static_cast<double>(buf.pooled.data()[ch]) - pool_out_zp_) *
+                                      pool_out_scale_);
+    return true;
+  }
+  kernels_.qgemm_f32(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
+  return true;
+}
+
+bool QPlan::run(const float* input, int batch, float* output, bool features_only) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::size_t in_img = static_cast<std::size_t>(in_h_) * in_w_ * 3;
+  const std::size_t out_img = static_cast<std::size_t>(features_only || num_classes_ == 0 ? feature_channels_ : num_classes_);
+  return for_images(pool_.get(), batch, [&](int n, int thread, ThreadPool* layer_pool) {
+    return run_image(input + n * in_img, output + n * out_img, features_only,
+                     buffers_[static_cast<std::size_t>(thread)], layer_pool);
+  });
+}
+
+}  // namespace mbf
