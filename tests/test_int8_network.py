@@ -187,3 +187,41 @@ def test_cpp_int8_network_refuses_inconsistent_parameters(small):
         mutate(bad)
         with pytest.raises(InputError, match=match):
             bad.plan(64, 64)
+
+
+# ---- the user-facing int8 model (mobilenet_fast.quantize)
+
+def test_quantize_gives_a_model_that_runs_the_int8_network(small):
+    ws, cal, _ = small
+    model = mf.Model(ws, threads=2)
+    qm = mf.quantize(model, cal)
+    assert isinstance(qm, mf.QuantizedModel) and qm.precision == "int8" and model.precision == "float32"
+    assert "precision='int8'" in repr(qm) and "precision" not in repr(model)
+    x = random_input(3, 64, 64, seed=21)
+    np.testing.assert_array_equal(qm.logits(x), Q.int8_forward(qm.qnet, x).astype(np.float32))
+    p = qm.predict(x)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert qm.features(x).shape == (3, 256)
+    # other input sizes plan on demand (the pool scale follows the size)
+    x2 = random_input(1, 96, 80, seed=2)
+    np.testing.assert_array_equal(qm.logits(x2), Q.int8_forward(qm.qnet, x2).astype(np.float32))
+    qm.threads = 1
+    np.testing.assert_array_equal(qm.logits(x), Q.int8_forward(qm.qnet, x).astype(np.float32))
+    bad = x.copy()
+    bad[1, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN or Inf"):
+        qm.logits(bad)
+
+
+def test_quantize_the_shipped_model_from_image_files(tmp_path):
+    import shutil
+
+    for f in ("coffee.png", "chelsea.png"):
+        shutil.copy(os.path.join(EXAMPLES, f), tmp_path / f)
+    model = mf.load(threads=1)
+    qm = mf.quantize(model, str(tmp_path))  # a directory of calibration photos
+    for f in ("coffee.png", "chelsea.png"):
+        path = os.path.join(EXAMPLES, f)
+        assert qm.classify(path, top=1)[0].index == model.classify(path, top=1)[0].index
+    with pytest.raises(InputError, match="no images"):
+        mf.quantize(model, [])

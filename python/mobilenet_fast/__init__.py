@@ -25,6 +25,7 @@ from .errors import (
 )
 from .preprocess import load_image, preprocess
 from .runner import Model, Prediction, default_threads
+from .quantization import QuantizedModel, quantize
 from .weights import ModelConfig, WeightSet, load_weights, save_weights
 
 __version__ = "0.1.0"
@@ -39,6 +40,8 @@ __all__ = [
     "preprocess",
     "load_image",
     "Model",
+    "QuantizedModel",
+    "quantize",
     "Prediction",
     "MobileNetV1",
     "ModelConfig",

@@ -31,7 +31,8 @@ two sets of logits' top-1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+import os
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -39,10 +40,11 @@ import numpy.typing as npt
 from . import _core, reference
 from .architecture import LayerSpec
 from .errors import InputError
-from .runner import folded_tensors
+from .runner import Model, folded_tensors
 from .weights import WeightSet
 
-__all__ = ["QParams", "QLayer", "QuantizedNet", "quantize_network", "int8_forward", "agreement", "METHODS"]
+__all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
+           "agreement", "METHODS"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -337,3 +339,68 @@ def agreement(a: F64, b: F64, confident: Optional[F64] = None) -> Tuple[float, f
         return float(same.mean()), float("nan")
     mask = confident.max(axis=1) >= 0.5
     return float(same.mean()), float(same[mask].mean()) if mask.any() else float("nan")
+
+
+# ------------------------------------------------------------------------------- the int8 Model
+
+def _calibration_batch(model: Model, calibration: Any) -> F32:
+    """A float32 NHWC batch from calibration images (paths, directories of images, PIL images,
+    uint8 HxWx3 arrays, or a list of them) or a batch that is already normalised."""
+    if isinstance(calibration, np.ndarray) and calibration.ndim == 4 and calibration.dtype == np.float32:
+        return np.ascontiguousarray(calibration)
+    from .cli import find_images  # directories walked as `mobilenet-fast classify` walks them
+
+    items = list(calibration) if isinstance(calibration, (list, tuple)) else [calibration]
+    images: List[Any] = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            images += find_images([os.fspath(item)])[0]
+        else:
+            images.append(item)
+    if not images:
+        raise InputError("calibration holds no images")
+    return np.concatenate([model.preprocess(im) for im in images])
+
+
+class QuantizedModel(Model):
+    """A MobileNetV1 quantised to int8 (see the module docstring for the scheme), run by the C++
+    int8 network (one ``_core.QPlan`` per input size, like :class:`Model`'s plans). Same methods
+    as :class:`Model`: :meth:`logits`, :meth:`predict`, :meth:`features`, :meth:`classify`,
+    ``threads``; ``precision`` is ``"int8"`` and ``qnet`` holds the quantised parameters.
+    Made by :func:`quantize`."""
+
+    precision = "int8"
+
+    def __init__(self, weights: WeightSet, qnet: QuantizedNet, *, isa: Optional[str] = None,
+                 threads: Optional[int] = None, path: Optional[str] = None) -> None:
+        super().__init__(weights, isa=isa, threads=threads, path=path)
+        self.qnet = qnet
+
+    def _build_plan(self, height: int, width: int) -> Any:
+        self.config.architecture((height, width))  # validates the size (>= 32)
+        return self.qnet.plan(height, width, isa=self.isa, threads=self._threads)
+
+
+def quantize(model: Union[Model, WeightSet, str, None], calibration: Any, *, method: str = "mse",
+             percentile: float = 99.99, bias_correction: bool = True, isa: Optional[str] = None,
+             threads: Optional[int] = None) -> QuantizedModel:
+    """Quantise a model to int8 with calibration images.
+
+    ``model``: a :class:`Model`, a :class:`WeightSet`, a weight file's path or None (the shipped
+    model). ``calibration``: images (paths, directories, PIL images, uint8 arrays, a list of
+    them), preprocessed as the model expects, or a normalised float32 ``[N, H, W, 3]`` batch;
+    a few dozen varied photos are enough. ``method``, ``percentile``, ``bias_correction``: see
+    :func:`quantize_network`. ``isa``/``threads``: for the returned model (default: those of
+    ``model`` when it is a Model).
+    """
+    if isinstance(model, Model):
+        base = model
+    else:
+        from . import load
+
+        base = load(model, isa=isa, threads=threads) if not isinstance(model, WeightSet) \
+            else Model(model, isa=isa, threads=threads)
+    batch = _calibration_batch(base, calibration)
+    qnet = quantize_network(base.weights, batch, method=method, percentile=percentile,
+                            bias_correction=bias_correction)
+    return QuantizedModel(base.weights, qnet, isa=isa or base.isa, threads=threads or base.threads, path=base.path)

@@ -152,6 +152,8 @@ class Model:
 
     #: How many input sizes keep their plan (least recently used ones are dropped first).
     max_plans: int = 8
+    #: "float32" here; "int8" for a :class:`QuantizedModel`.
+    precision: str = "float32"
 
     def __init__(self, weights: WeightSet, *, isa: Optional[str] = None, threads: Optional[int] = None,
                  path: Optional[str] = None) -> None:
@@ -210,7 +212,8 @@ class Model:
         return (f"Model(alpha={c.alpha:g}, resolution={c.resolution[0]}x{c.resolution[1]}, "
                 f"num_classes={c.num_classes}, padding={c.padding!r}, "
                 f"{'' if c.activation == 'relu6' else f'activation={c.activation!r}, '}isa={self.isa!r}, "
-                f"threads={self._threads}{where})")
+                f"threads={self._threads}{'' if self.precision == 'float32' else f', precision={self.precision!r}'}"
+                f"{where})")
 
     # ------------------------------------------------------------------------------- planning
     def plan(self, height: int, width: int) -> "_core.Plan":
@@ -232,7 +235,7 @@ class Model:
                 self._plans.move_to_end(key)
             return p
 
-    def _build_plan(self, height: int, width: int) -> "_core.Plan":
+    def _build_plan(self, height: int, width: int) -> Any:
         arch = self.config.architecture((height, width))  # validates the size (>= 32)
         f = self._folded
         stem = arch.layer("stem")

@@ -93,10 +93,14 @@ void bind_qplan(py::module_& m) {
       .def(py::init(&make_qplan), py::arg("height"), py::arg("width"), py::arg("input"), py::arg("stem"),
            py::arg("blocks"), py::arg("pool"), py::arg("classifier") = py::none(), py::arg("isa") = py::none(),
            py::arg("threads") = py::none())
-      .def("run", [](mbf::QPlan& p, const py::object& x) { return qplan_run(p, x, false); }, py::arg("x"),
-           "float32 normalised images [N, H, W, 3] -> float32 logits [N, classes] (features without a classifier).")
-      .def("features", [](mbf::QPlan& p, const py::object& x) { return qplan_run(p, x, true); }, py::arg("x"),
-           "The dequantised pooled features [N, C].")
+      // check_finite: accepted for the interface of Plan; the int8 input is always checked (its
+      // quantisation reads every value anyway).
+      .def("run", [](mbf::QPlan& p, const py::object& x, bool) { return qplan_run(p, x, false); }, py::arg("x"),
+           py::arg("check_finite") = true,
+           "float32 normalised images [N, H, W, 3] -> float32 logits [N, classes] (features without a classifier); "
+           "NaN/Inf input is always an InputError.")
+      .def("features", [](mbf::QPlan& p, const py::object& x, bool) { return qplan_run(p, x, true); }, py::arg("x"),
+           py::arg("check_finite") = true, "The dequantised pooled features [N, C].")
       .def_property_readonly("isa", [](const mbf::QPlan& p) { return std::string(p.isa()); })
       .def_property_readonly("threads", &mbf::QPlan::threads)
       .def_property_readonly("num_classes", &mbf::QPlan::num_classes)
