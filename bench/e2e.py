@@ -84,7 +84,12 @@ ENGINES: Dict[str, Tuple[str, Optional[str], str]] = {
     "openvino": ("openvino", "openvino", "pip install openvino"),
     "pytorch": ("pytorch", "torch", "pip install torch (the CPU build)"),
     "baseline": ("baseline", None, "--baseline DIR"),
+    "ours-int8": ("mobilenet-fast int8", "mobilenet_fast", "pip install ."),
+    "onnxruntime-int8": ("onnxruntime int8", "onnxruntime", "pip install onnxruntime"),
 }
+# With --precision int8 the int8 engines join the float32 ones (all calibrated on the same crops).
+INT8_ENGINES = ("ours-int8", "onnxruntime-int8")
+CALIBRATION_CROPS = 16
 DEFAULT_ENGINES = ("ours", "onnxruntime", "litert", "openvino", "pytorch")
 
 
@@ -134,6 +139,25 @@ class Loaded:
     model: Any = None  # ours: the Model (for the overhead measurement)
 
 
+def calibration_crops(cfg: Any) -> np.ndarray:
+    """Random crops (40-100% of the shorter side, half mirrored) of the example photos, normalised
+    as the model expects: the calibration set every int8 engine gets."""
+    import mobilenet_fast as mf
+
+    rng = np.random.default_rng(INPUT_SEED)
+    out = []
+    photos = [mf.load_image(os.path.join(HERE, "..", "examples", f)) for f in ("coffee.png", "chelsea.png")]
+    for i in range(CALIBRATION_CROPS):
+        img = photos[i % len(photos)]
+        h, w = img.shape[:2]
+        s = int(min(h, w) * rng.uniform(0.4, 1.0))
+        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        c = img[y:y + s, x:x + s][:, ::-1] if i % 2 else img[y:y + s, x:x + s]
+        out.append(mf.preprocess(np.ascontiguousarray(c), cfg.resolution, cfg.input_mean, cfg.input_std,
+                                 crop_fraction=1.0))
+    return np.concatenate(out)
+
+
 def worker_input(spec: Dict[str, Any]) -> np.ndarray:
     shape = (spec["batch"], spec["height"], spec["width"], 3)
     return np.random.default_rng(INPUT_SEED).uniform(-1, 1, shape).astype(np.float32)
@@ -158,9 +182,45 @@ def load_ours(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
                   {"isa": model.isa, "threads_option": has_threads, "threads_used": used}, model)
 
 
+def load_ours_int8(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
+    """Our int8 network, quantised (MSE ranges, bias correction) on the calibration crops."""
+    import mobilenet_fast as mf
+
+    model = mf.load(spec["weights"], threads=spec["threads"])
+    qm = mf.quantize(model, np.load(spec["calibration"]))
+    return Loaded(lambda: qm.logits(x), mf.__version__, f"isa={qm.isa}, int8",
+                  {"isa": qm.isa, "threads_used": qm.threads}, qm)
+
+
+def onnx_int8_path(spec: Dict[str, Any]) -> str:
+    """Our ONNX export quantised by onnxruntime's quantize_static (QDQ, per-channel int8 weights,
+    uint8 activations, the default MinMax calibration) on the calibration crops; cached per batch."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    out = spec["onnx"][:-len(".onnx")] + "_int8.onnx"
+    if os.path.exists(out):
+        return out
+    cal = np.load(spec["calibration"])
+    batch = spec["batch"]
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.items = iter([{"input": np.ascontiguousarray(cal[i:i + batch])}
+                               for i in range(0, len(cal) - batch + 1, batch)])
+
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            return next(self.items, None)
+
+    quantize_static(spec["onnx"], out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
 def load_onnxruntime(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     import onnxruntime as ort
 
+    if spec["engine"] == "onnxruntime-int8":
+        spec = dict(spec, onnx=onnx_int8_path(spec))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = spec["threads"]
     opts.inter_op_num_threads = 1
@@ -325,6 +385,8 @@ def load_pytorch(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
 LOADERS: Dict[str, Callable[[Dict[str, Any], np.ndarray], Loaded]] = {
     "ours": load_ours,
     "baseline": load_ours,
+    "ours-int8": load_ours_int8,
+    "onnxruntime-int8": load_onnxruntime,
     "onnxruntime": load_onnxruntime,
     "litert": lambda spec, x: load_litert(spec, x, xnnpack=True),
     "litert-builtin": lambda spec, x: load_litert(spec, x, xnnpack=False),
@@ -596,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-tflite", action="store_true", help="skip LiteRT")
     ap.add_argument("--tflite-builtin", action="store_true",
                     help="also time LiteRT without XNNPACK (its builtin kernels), for reference")
+    ap.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                    help="int8: also run our int8 network and onnxruntime's quantize_static model, both calibrated "
+                         f"on the same {CALIBRATION_CROPS} crops of the example photos (ratios stay against our "
+                         "float32; the max|diff| column then shows the quantisation error)")
     ap.add_argument("--baseline", metavar="DIR",
                     help="also run the mobilenet_fast package installed in DIR (e.g. `pip install --no-deps "
                          "--target DIR <checkout of another commit>`) as engine 'baseline', interleaved with "
@@ -610,6 +676,8 @@ def select_engines(args: argparse.Namespace) -> List[str]:
         keys.append("litert-builtin")
     if args.no_tflite:
         keys = [k for k in keys if not k.startswith("litert")]
+    if args.precision == "int8":
+        keys += [k for k in INT8_ENGINES if k not in keys]
     if args.baseline and "baseline" not in keys:
         keys.insert(1, "baseline")
     if not args.baseline and "baseline" in keys:
@@ -854,7 +922,11 @@ def main() -> int:
             if tfl is None:
                 keys = [k for k in keys if not k.startswith("litert")]
         onnx_paths: Dict[int, Optional[str]] = {b: None for b in args.batch}
-        if any(k in ("onnxruntime", "openvino") for k in keys):
+        calibration = None
+        if any(k in INT8_ENGINES for k in keys):
+            calibration = os.path.join(tmp, "calibration.npy")
+            np.save(calibration, calibration_crops(cfg))
+        if any(k in ("onnxruntime", "openvino", "onnxruntime-int8") for k in keys):
             from mobilenet_fast.export_onnx import export_onnx
 
             for b in args.batch:  # a fixed batch size, like every other engine gets
@@ -863,7 +935,8 @@ def main() -> int:
         base_spec = {"weights": weights_path, "tflite": tfl, "onnx": onnx_paths, "height": h, "width": w,
                      "num_classes": cfg.num_classes, "torch_mode": args.torch_mode,
                      "openvino_hint": args.openvino_hint,
-                     "baseline": os.path.abspath(args.baseline) if args.baseline else None}
+                     "baseline": os.path.abspath(args.baseline) if args.baseline else None,
+                     "calibration": calibration}
         print(f"MobileNetV1 alpha {cfg.alpha:g}, {h}x{w}, {cfg.num_classes} classes, padding {cfg.padding}; "
               f"engines: {', '.join(ENGINES[k][0] for k in keys)}; isolation: {args.isolation}; "
               f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
