@@ -40,31 +40,44 @@ void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* pa
   const auto* bias = reinterpret_cast<const std::int32_t*>(panel);
   const auto* scale = reinterpret_cast<const float*>(panel + sizeof(std::int32_t) * NR);
   const auto* w = reinterpret_cast<const std::int8_t*>(panel + 2 * sizeof(std::int32_t) * NR);
+  // Every loop over the tile is unrolled (constant bounds, #pragma GCC unroll): an accumulator
+  // array indexed by a run-time value is kept in memory by GCC 12, which stored and reloaded all
+  // 28 accumulators on every k step (measured: about 40% of the vpdpbusd peak, from ~190 GOP/s).
   typename QV::Acc acc[MR][NC];
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int v = 0; v < NC; ++v) acc[i][v] = QV::init(bias + v * L);
   const int full = k / kQgemmKr, rest = k % kQgemmKr;
   for (int g = 0; g < full; ++g, w += NR * kQgemmKr) {
     typename QV::W wv[NC];
+#pragma GCC unroll 4
     for (int v = 0; v < NC; ++v) wv[v] = QV::load_w(w + v * L * kQgemmKr);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const typename QV::A x = QV::broadcast_a(a + i * lda + g * kQgemmKr);
+#pragma GCC unroll 4
       for (int v = 0; v < NC; ++v) acc[i][v] = QV::dot(acc[i][v], x, wv[v]);
     }
   }
   if (rest) {
     typename QV::W wv[NC];
+#pragma GCC unroll 4
     for (int v = 0; v < NC; ++v) wv[v] = QV::load_w(w + v * L * kQgemmKr);
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       std::uint8_t t[kQgemmKr] = {0, 0, 0, 0};
       for (int r = 0; r < rest; ++r) t[r] = a[i * lda + full * kQgemmKr + r];
       const typename QV::A x = QV::broadcast_a(t);
+#pragma GCC unroll 4
       for (int v = 0; v < NC; ++v) acc[i][v] = QV::dot(acc[i][v], x, wv[v]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NC && v * L < cols; ++v) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NC; ++v) {
+      if (v * L >= cols) continue;
       if constexpr (std::is_same_v<Out, QgemmToF32>)
         QV::store_f32(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, cols - v * L);
       else
