@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "mobilenet_fast/plan.h"
+#include "kernels/kernels_internal.h"  // requantize
 #include "schedule.h"
 
 namespace mbf {
@@ -29,13 +30,6 @@ void check_layer(const QLayerParams& p, std::size_t weights, std::size_t channel
   expect_count(p.multiplier.size(), channels, name + " multipliers");
   if (p.out.zero_point < 0 || p.out.zero_point > 255 || p.out.min > p.out.max)
     throw InputError(name + ": output zero point must be in 0..255 and clamp min <= max");
-}
-
-// zero_point + rne(float32(acc) * m), clamped: the int8 kernels' requantisation.
-std::uint8_t requant(std::int32_t acc, float m, QuantOut q) {
-  float y = static_cast<float>(acc) * m;
-  y = std::min(std::max(y, static_cast<float>(q.min - q.zero_point)), static_cast<float>(q.max - q.zero_point));
-  return static_cast<std::uint8_t>(q.zero_point + static_cast<std::int32_t>(std::nearbyint(y)));
 }
 
 std::size_t qgemm_panel_bytes(int k, int nr) {
@@ -189,7 +183,7 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
   for (int ch = 0; ch < c; ++ch) {
     std::int32_t sum = 0;
     for (int p = 0; p < hw; ++p) sum += static_cast<std::int32_t>(buf.a.data()[static_cast<std::size_t>(p) * c + ch]) - pool_in_zp_;
-    buf.pooled.data()[ch] = requant(sum, pool_multiplier_, pool_q);
+    buf.pooled.data()[ch] = requantize(sum, pool_multiplier_, pool_q);
   }
   if (features || num_classes_ == 0) {
     for (int ch = 0; ch < c; ++ch)

@@ -40,6 +40,8 @@ softmax_kernel softmax_scalar;
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
                      std::uint8_t* c_u8, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width);
 constexpr int kQgemmNrScalar = 8;
+// clamp(q.zero_point + rne(float32(acc) * scale)): the requantisation every int8 kernel performs.
+std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q);
 qgemm_kernel qgemm_1x8c4_scalar;
 qgemm_f32_kernel qgemm_1x8c4_scalar_f32;
 qdwconv3x3_kernel qdwconv3x3_scalar;  // any stride

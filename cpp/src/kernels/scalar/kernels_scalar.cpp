@@ -97,8 +97,6 @@ void gemm_1x8_scalar(int m, int n, int k, const float* a, std::ptrdiff_t lda, co
   gemm_scalar_nr(m, n, k, a, lda, packed, c, ldc, clamp, kGemmNrScalar);
 }
 
-namespace {
-
 // zero_point + rne(acc * scale), clamped to [min, max]: the float32 operations every SIMD variant
 // performs (int32 -> float32 rounds to nearest even, one float32 multiply, the clamp in the float
 // domain on the integer bounds, then round to nearest even), so they all give these bits.
@@ -107,8 +105,6 @@ std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q) {
   y = std::min(std::max(y, static_cast<float>(q.min - q.zero_point)), static_cast<float>(q.max - q.zero_point));
   return static_cast<std::uint8_t>(q.zero_point + static_cast<std::int32_t>(std::nearbyint(y)));
 }
-
-}  // namespace
 
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
                      std::uint8_t* c, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width) {
