@@ -1,7 +1,7 @@
 """The one table of fuzzed formats: how to build each seed, how to mutate it, what it needs.
 
 A format is a key of :data:`mobilenet_fast.importers.FORMATS` (inputs are loaded with
-``import_weights(path, fmt)``). Each has one or more *variants* (container layouts of that format:
+``import_weights(path, fmt)``), or ``int8``: our int8 files, loaded with ``mobilenet_fast.load``. Each has one or more *variants* (container layouts of that format:
 ``.keras`` / legacy ``.h5`` / ``.weights.h5``, zip / legacy ``torch.save``...), each with its seed
 builder, the file name whose extension mutated inputs keep, and its format-aware mutators
 (byte-level mutators apply to every variant). Adding a format is one entry here: a builder in
@@ -35,7 +35,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Format:
-    name: str  # key of mobilenet_fast.importers.FORMATS
+    name: str  # key of mobilenet_fast.importers.FORMATS, or "int8"
     importer: str  # module that must exist for the format to be fuzzed
     needs: Tuple[str, ...]  # modules the importer needs for every variant
     variants: Tuple[Variant, ...]
@@ -45,6 +45,12 @@ FORMATS: Dict[str, Format] = {f.name: f for f in [
     Format("ours", "mobilenet_fast.weights", ("safetensors",), (
         Variant("classifier", "ours.safetensors", s.build_ours, ((m.safetensors_edit, 1.0),)),
         Variant("features", "ours-features.safetensors", s.build_ours, ((m.safetensors_edit, 1.0),)),
+    )),
+    # Our int8 files: loaded with mobilenet_fast.load() (see worker.check), then run once.
+    Format("int8", "mobilenet_fast.qweights", ("safetensors",), (
+        Variant("classifier", "int8.safetensors", s.build_int8, ((m.safetensors_edit, 1.0), (m.qtensor_edit, 2.0))),
+        Variant("features", "int8-features.safetensors", s.build_int8,
+                ((m.safetensors_edit, 1.0), (m.qtensor_edit, 2.0))),
     )),
     Format("pb", "mobilenet_fast.importers.tf_graphdef", ("google.protobuf", "tensorboard"), (
         Variant("content", "graph.pb", s.build_pb, ((m.graphdef_edit, 1.0),)),

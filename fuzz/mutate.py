@@ -246,6 +246,46 @@ ST_DTYPES = ["F32", "F16", "BF16", "F64", "I8", "U8", "I32", "I64", "U64", "BOOL
              "f32", 5, None]
 
 
+#: Values an int8 file's tensors must not hold, by dtype: zero, negative, NaN/Inf and huge scales;
+#: zero points and clamps outside 0..255 (or reversed); the int8 weight -128; int32 extremes.
+_BAD_VALUES = {
+    "F64": [0.0, -1.0, float("nan"), float("inf"), 1e-300, 1e300, 5e-324],
+    "F32": [0.0, -1.0, float("nan"), float("inf"), 1e-45, 3e38],
+    "I32": [-1, 256, 255, 2**31 - 1, -2**31, 1000, 0],
+    "I8": [-128, 127, -127],
+}
+_PACK = {"F64": "<d", "F32": "<f", "I32": "<i", "I8": "<b"}
+
+
+def qtensor_edit(data: bytes, rng: random.Random, ctx: Context) -> Tuple[bytes, str]:
+    """Overwrite values inside one tensor of an int8 file (the header stays valid): a scale of 0 or
+    NaN, a zero point of 256, a reversed clamp, a weight of -128, a bias near 2^31, or the bytes
+    of one tensor swapped with another's."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    names = [k for k in header if k != "__metadata__" and header[k]["dtype"] in _PACK]
+    name = rng.choice(names)
+    entry = header[name]
+    a, b = (8 + n + v for v in entry["data_offsets"])
+    fmt = _PACK[entry["dtype"]]
+    size = struct.calcsize(fmt)
+    count = (b - a) // size
+    if count == 0:
+        return data, f"tensor {name!r} is empty: unchanged"
+    out = bytearray(data)
+    if rng.random() < 0.15 and count > 1:  # every value of the tensor
+        value = rng.choice(_BAD_VALUES[entry["dtype"]])
+        out[a:b] = struct.pack("<" + fmt[1] * count, *([value] * count))
+        return bytes(out), f"tensor {name!r}: every value -> {value!r}"
+    k = rng.randrange(min(count, 8)) if rng.random() < 0.5 else rng.randrange(count)
+    value = rng.choice(_BAD_VALUES[entry["dtype"]])
+    out[a + k * size:a + (k + 1) * size] = struct.pack(fmt, value)
+    if name.endswith(".clamp") and rng.random() < 0.5:  # low > high
+        out[a:a + 8] = struct.pack("<ii", 200, 100)
+        return bytes(out), f"tensor {name!r} -> [200, 100]"
+    return bytes(out), f"tensor {name!r}[{k}] -> {value!r}"
+
+
 def safetensors_edit(data: bytes, rng: random.Random, ctx: Context) -> Tuple[bytes, str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])

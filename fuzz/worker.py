@@ -121,6 +121,33 @@ def _selftest_load(index: int) -> Any:
     return None
 
 
+def _load_int8(path: str, detect: bool) -> Any:
+    """An int8 file as ``mobilenet_fast.load`` reads it (``detect``) or through ``load_quantized``."""
+    from mobilenet_fast import QuantizedModel, load
+    from mobilenet_fast.qweights import load_quantized
+
+    if detect:
+        return load(path, threads=1)
+    config, qnet = load_quantized(path)
+    return QuantizedModel(config, qnet, threads=1)
+
+
+def _check_int8(model: Any) -> None:
+    """A loaded int8 model must run (the C++ int8 network on the file's parameters) and give finite
+    numbers of the right shape."""
+    import numpy as np
+
+    from mobilenet_fast import QuantizedModel
+
+    if not isinstance(model, QuantizedModel):
+        raise TypeError(f"an int8 file loaded as a {type(model).__name__}")
+    x = np.random.default_rng(0).normal(0, 1, (1, 32, 40, 3)).astype(np.float32)
+    y = model.logits(x) if model.num_classes else model.features(x)
+    want = (1, model.num_classes or model.config.architecture().feature_channels)
+    if y.shape != want or not np.isfinite(y).all():
+        raise ValueError(f"the int8 network gave shape {y.shape} (expected {want}) or values that are not finite")
+
+
 def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str, Any]:
     """Load ``path`` as ``fmt`` (``detect``: as ``load_weight_set(path)`` does, the format from the file)
     and classify the outcome (see the module docstring)."""
@@ -138,7 +165,10 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
         try:
             if SELFTEST:
                 _selftest_load(index)
-            ws = load_weight_set(path) if detect else import_weights(path, fmt)
+            if fmt == "int8":
+                ws = _load_int8(path, detect)
+            else:
+                ws = load_weight_set(path) if detect else import_weights(path, fmt)
         except (MobileNetFastError, FileNotFoundError) as e:
             msg = str(e)
             out.update(status="refused", etype=type(e).__name__, msg=msg)
@@ -154,12 +184,15 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
                        traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-6000:])
         else:
             try:
-                if not isinstance(ws, WeightSet):
+                if fmt == "int8":
+                    _check_int8(ws)
+                elif not isinstance(ws, WeightSet):
                     raise TypeError(f"import_weights returned a {type(ws).__name__}")
-                validate_tensors(ws.tensors, ws.config, "fuzz")
-                for name, t in ws.tensors.items():
-                    if not t.flags.c_contiguous:
-                        raise ValueError(f"tensor {name!r} is not C-contiguous")
+                if fmt != "int8":
+                    validate_tensors(ws.tensors, ws.config, "fuzz")
+                    for name, t in ws.tensors.items():
+                        if not t.flags.c_contiguous:
+                            raise ValueError(f"tensor {name!r} is not C-contiguous")
                 back = ModelConfig.from_metadata(ws.config.to_metadata(), "fuzz")
                 if back != ws.config:
                     raise ValueError(f"config does not survive to_metadata/from_metadata: {ws.config} != {back}")

@@ -438,7 +438,7 @@ def test_bench_progress_default(small_weights_file, capsys, monkeypatch):
 def test_every_option_has_help_and_every_command_examples():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"classify", "info", "convert", "bench"}
+    assert set(sub.choices) == {"classify", "info", "convert", "quantize", "bench"}
     for action in parser._actions:
         assert action.help, action
     for name, p in sub.choices.items():

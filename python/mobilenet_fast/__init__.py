@@ -26,6 +26,7 @@ from .errors import (
 from .preprocess import load_image, preprocess
 from .runner import Model, Prediction, default_threads
 from .quantization import QuantizedModel, quantize
+from .qweights import file_precision, load_quantized
 from .weights import ModelConfig, WeightSet, load_weights, save_weights
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "load",
     "load_weight_set",
     "default_model_path",
+    "default_int8_model_path",
     "cpu_info",
     "default_threads",
     "preprocess",
@@ -58,6 +60,7 @@ __all__ = [
 
 _MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 DEFAULT_MODEL = "mobilenet_v1_1.0_224.safetensors"
+DEFAULT_INT8_MODEL = "mobilenet_v1_1.0_224_int8.safetensors"
 
 
 def default_model_path() -> str:
@@ -82,29 +85,59 @@ def load_weight_set(path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
     return import_weights(path, fmt)
 
 
+def default_int8_model_path() -> str:
+    """Path of the shipped int8 MobileNetV1 1.0/224: the default model quantised by
+    :func:`mobilenet_fast.quantize` (``scripts/make_int8_model.py`` made it)."""
+    return os.path.join(_MODELS_DIR, DEFAULT_INT8_MODEL)
+
+
+#: What ``precision=`` of :func:`load` accepts.
+PRECISIONS = ("float32", "int8")
+
+
 def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional[str] = None,
          labels: Optional[Union[Sequence[str], str, "os.PathLike[str]"]] = None, isa: Optional[str] = None,
-         threads: Optional[int] = None) -> Model:
-    """Load a model; with no path, the shipped ImageNet MobileNetV1 1.0/224.
+         threads: Optional[int] = None, precision: Optional[str] = None) -> Model:
+    """Load a model; with no path, the shipped ImageNet MobileNetV1 1.0/224 (``precision="int8"``:
+    its int8 version).
 
-    ``path`` may be our ``.safetensors`` or any importer's file (see :func:`load_weight_set`);
-    ``fmt`` forces the format. ``labels`` replaces the class names: a list with one name per class,
-    or the path of a text file with one name per line.
-    ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "neon"); by default the
+    ``path`` may be our ``.safetensors`` (float32 or int8) or any importer's file (see
+    :func:`load_weight_set`); ``fmt`` forces the format. An int8 file gives a
+    :class:`QuantizedModel`. ``precision`` (``"float32"`` or ``"int8"``; default: whatever the
+    file holds) states what you expect: a file of the other precision raises :class:`InputError`
+    (quantise float32 weights with :func:`quantize`). ``labels`` replaces the class names: a list
+    with one name per class, or the path of a text file with one name per line.
+    ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "avx512_vnni", "neon"); by default the
     ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
     ``threads`` is how many threads one call uses (default: the physical cores this process may
     run on; 1 = no thread pool). A bad argument (unknown or unsupported ISA, also through the
     environment variable; threads outside 1..256) raises :class:`InputError`.
     """
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)} or None, got {precision!r}")
+    if path is None:
+        path = default_int8_model_path() if precision == "int8" else default_model_path()
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    p = os.fspath(path)
+    if labels is not None and isinstance(labels, (str, os.PathLike)):
+        from .weights import read_labels
+
+        labels = read_labels(labels)
+    ours = fmt in (None, "ours") and p.lower().endswith(".safetensors")
+    if ours and (file_precision(p) == "int8" or (precision == "int8" and not os.path.exists(p))):
+        if precision == "float32":
+            raise InputError(f"{p} holds an int8 model, not float32 weights")
+        config, qnet = load_quantized(p)
+        qmodel = QuantizedModel(config, qnet, isa=isa, threads=threads, path=p)
+        return qmodel.with_labels(labels) if labels is not None else qmodel
+    if precision == "int8":
+        raise InputError(f"{p} holds float32 weights, not an int8 model: quantise them with "
+                         "mobilenet_fast.quantize(model, calibration_images) or 'mobilenet-fast quantize'")
     weights = load_weight_set(path, fmt=fmt)
     if labels is not None:
-        if isinstance(labels, (str, os.PathLike)):
-            from .weights import read_labels
-
-            labels = read_labels(labels)
         weights = weights.with_labels(labels)
-    return Model(weights, isa=isa, threads=threads,
-                 path=os.fspath(path) if path is not None else default_model_path())
+    return Model(weights, isa=isa, threads=threads, path=p)
 
 
 def cpu_info() -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``mobilenet-fast`` command line: classify, info, convert, bench.
+"""The ``mobilenet-fast`` command line: classify, info, convert, quantize, bench.
 
 ``classify`` is the everyday command. Its arguments are image files and directories:
 
@@ -17,7 +17,9 @@ so the CSV stays a plain table of predictions). Exit status: 0 when every image 
 "no images found".
 
 ``bench`` times the whole network; ``info`` prints the layer table and the CPU's kernel paths;
-``convert`` converts weights between formats.
+``convert`` converts weights between formats; ``quantize`` makes an int8 model from calibration
+images and prints its top-1 agreement with float32 on held-out ones. Every command runs int8
+files too (``--weights model_int8.safetensors``, or ``--precision int8`` for the shipped one).
 """
 
 from __future__ import annotations
@@ -137,8 +139,10 @@ def version_text() -> str:
 _ISA_HELP = ("force a kernel set: scalar, avx2, avx512, avx512_vnni, neon (default: $MOBILENET_FAST_ISA if set, "
              "else the best this CPU supports)")
 _THREADS_HELP = "threads one call uses (default: the physical cores this process may run on)"
-_WEIGHTS_HELP = ("weight file: our .safetensors or any format `convert` reads (.pb, .h5, .keras, .onnx, .pth, "
-                 "...) (default: the shipped ImageNet MobileNetV1 1.0/224)")
+_WEIGHTS_HELP = ("weight file: our .safetensors (float32 or int8) or any format `convert` reads (.pb, .h5, .keras, "
+                 ".onnx, .pth, ...) (default: the shipped ImageNet MobileNetV1 1.0/224)")
+_PRECISION_HELP = ("float32 or int8: without --weights, which shipped model to run (default float32); with "
+                   "--weights, the precision the file must hold (default: whatever it holds)")
 
 
 def _add_progress_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -150,7 +154,7 @@ def _add_progress_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mobilenet-fast`` argument parser (subcommands classify, info, convert, bench)."""
+    """The ``mobilenet-fast`` argument parser (subcommands classify, info, convert, quantize, bench)."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="mobilenet-fast", formatter_class=fmt,
@@ -162,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
               mobilenet-fast info
               mobilenet-fast convert mobilenet_1_0_224_tf.h5 mobilenet.safetensors
               mobilenet-fast bench --threads 2 --batch 8
+              mobilenet-fast quantize --calibration photos/ mobilenet_int8.safetensors
+              mobilenet-fast classify examples/chelsea.png --precision int8
 
             Run 'mobilenet-fast COMMAND --help' for the options of a command.
         """),
@@ -207,11 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
               mobilenet-fast classify ~/photos --top 1 --csv > predictions.csv
               mobilenet-fast classify shots/ extra.jpg --json --batch 32 --threads 4
               mobilenet-fast classify cat.jpg --weights mobilenet_v1_0.5_160.h5 --labels names.txt
+              mobilenet-fast classify photos/ --precision int8       # the shipped int8 model
         """),
     )
     c.add_argument("images", nargs="+", metavar="PATH",
                    help="image files (JPEG, PNG, ... anything Pillow reads) and directories to search")
     c.add_argument("--weights", "-w", metavar="W", help=_WEIGHTS_HELP)
+    c.add_argument("--precision", "-p", choices=["float32", "int8"], default=None, help=_PRECISION_HELP)
     c.add_argument("--labels", metavar="FILE",
                    help="class names, one per line, replacing the weights' labels (default: the weights' "
                         "labels, else class_N)")
@@ -297,6 +305,53 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the source's labels, if any)")
     v.add_argument("--force", "-f", action="store_true", help="overwrite DST if it exists (default: refuse)")
 
+    # ------------------------------------------------------------------------------ quantize
+    q = sub.add_parser(
+        "quantize", help="quantise a model to int8 with calibration images", formatter_class=fmt,
+        description=_text("""
+            Quantise a float32 MobileNetV1 to int8 (per-output-channel int8 weights, uint8
+            activations, int32 accumulation; see the README for the scheme) with the activation
+            ranges seen on calibration images, and write it as our .safetensors with precision int8,
+            which every command and mobilenet_fast.load() run. Then classify held-out images with
+            the float32 and the int8 model and print how often their top-1 classes agree, overall
+            and on the images where float32 is confident (top probability >= 0.5).
+
+            --calibration and --eval take image files or directories (searched as classify
+            searches them) and may be given more than once. A few dozen varied photos of the kind
+            the model will see are enough; without --eval, every 4th calibration image is held out
+            for the agreement (and not used for calibration).
+        """),
+        epilog=_text("""
+            Examples:
+              mobilenet-fast quantize --calibration photos/ mobilenet_int8.safetensors
+              mobilenet-fast quantize --weights mobilenet_v1_0.5_160.h5 --calibration calib/ \\
+                  --eval holdout/ small_int8.safetensors
+              mobilenet-fast classify cat.jpg --weights mobilenet_int8.safetensors
+        """),
+    )
+    q.add_argument("out", metavar="OUT", help="the int8 .safetensors to write")
+    q.add_argument("--weights", "-w", metavar="W", help=_WEIGHTS_HELP.replace("(float32 or int8)", "(float32)"))
+    q.add_argument("--calibration", "-c", action="append", required=True, metavar="PATH",
+                   help="calibration images: a file or directory (repeatable; no default, at least one is required)")
+    q.add_argument("--eval", "-e", action="append", default=None, metavar="PATH",
+                   help="held-out images for the agreement (repeatable; default: every 4th calibration image)")
+    q.add_argument("--max-calibration", type=_positive_int, default=64, metavar="N",
+                   help="use at most N calibration images, evenly spaced over the list (default 64)")
+    q.add_argument("--method", choices=["mse", "percentile", "minmax"], default="mse",
+                   help="how each activation's range is chosen: the clip with the least squared quantisation "
+                        "error (default), a percentile of the values, or their maximum")
+    q.add_argument("--percentile", type=_positive_float, default=99.99, metavar="P",
+                   help="the percentile for --method percentile (default 99.99)")
+    q.add_argument("--no-bias-correction", action="store_true",
+                   help="skip the per-channel bias correction (it is what makes MobileNetV1 quantise well)")
+    q.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line, stored in the output (default: the weights' labels)")
+    q.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
+    q.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T", help=_THREADS_HELP)
+    q.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists (default: refuse)")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_progress_options(q, " and there is more than one image")
+
     # --------------------------------------------------------------------------------- bench
     b = sub.add_parser(
         "bench", help="time mobilenet-fast on this machine", formatter_class=fmt,
@@ -319,9 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
               mobilenet-fast bench --threads 1 --peak-gflops 217.7
               mobilenet-fast bench --threads 2 --batch 8 --runs 200 --json > bench.json
               mobilenet-fast bench --weights mobilenet_v1_0.5_160.safetensors --isa avx2
+              mobilenet-fast bench --precision int8 --threads 1      # the shipped int8 model
         """),
     )
     b.add_argument("--weights", "-w", metavar="W", help=_WEIGHTS_HELP)
+    b.add_argument("--precision", "-p", choices=["float32", "int8"], default=None, help=_PRECISION_HELP)
     b.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T", help=_THREADS_HELP)
     b.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="images per call (default 1)")
     b.add_argument("--runs", "-n", type=_positive_int, default=50, metavar="R", help="timed calls (default 50)")
@@ -331,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input size N or HxW (default: the weights')")
     b.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
     b.add_argument("--peak-gflops", type=_positive_float, default=None, metavar="G",
-                   help="the FMA peak of ONE core in GFLOP/s for the ISA in use, as printed by "
+                   help="the FMA peak of ONE core in GFLOP/s for the ISA in use (for an int8 model: its int8 "
+                        "dot-product peak in GOP/s), as printed by "
                         "mbf_kernels_bench; adds the column %% of peak = GFLOP/s / (G x threads) "
                         "(default: none, no such column; see above why it is not estimated)")
     b.add_argument("--json", action="store_true", help="print JSON (with every timing) instead of a table")
@@ -551,7 +609,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     for d in empty:
         print(f"mobilenet-fast: warning: {d}: no images found ({looked_for})", file=sys.stderr)
 
-    model = _load(args.weights, args.isa, args.threads, args.labels)
+    model = _load(args.weights, args.isa, args.threads, args.labels, args.precision)
     if not model.num_classes:
         raise InputError(f"{model.path} is a feature extractor (no classifier): there are no classes to print")
     everything: List[Dict[str, Any]] = []  # --json: successes and failures, in input order
@@ -619,22 +677,62 @@ def _classify_images(args: argparse.Namespace, model: Any, images: List[str],
 
 
 def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[int] = None,
-          labels: Optional[str] = None) -> "Model":
+          labels: Optional[str] = None, precision: Optional[str] = None) -> "Model":
     from . import load
 
-    return load(weights, isa=isa, threads=threads, labels=labels)
+    return load(weights, isa=isa, threads=threads, labels=labels, precision=precision)
 
 
 # ------------------------------------------------------------------------- info and convert
 
+def _read_any(path: str) -> Tuple[Any, Any]:
+    """(config, the QuantizedNet of an int8 file or None) of any weight file ``load`` reads."""
+    from . import load_weight_set
+    from .qweights import file_precision, load_quantized
+
+    if path.lower().endswith(".safetensors") and file_precision(path) == "int8":
+        return load_quantized(path)
+    return load_weight_set(path).config, None
+
+
+def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
+    """Per-layer int8 parameters of a QuantizedNet, for ``info``."""
+    rows = []
+    for layer in list(qnet.layers) + ([qnet.classifier] if qnet.classifier is not None else []):
+        ws = layer.weight_scale
+        rows.append({
+            "name": layer.spec.name, "weights": "int8 per output channel", "activations": "uint8 per tensor",
+            "weight_scale_min": float(ws.min()), "weight_scale_max": float(ws.max()),
+            "input_scale": layer.input.scale, "input_zero_point": layer.input.zero_point,
+            "output": "float32 logits" if layer.output is None else "uint8",
+            "output_scale": None if layer.output is None else layer.output.scale,
+            "output_zero_point": None if layer.output is None else layer.output.zero_point,
+            "clamp": None if layer.output is None else list(layer.clamp),
+        })
+    return rows
+
+
+def _format_quant_rows(rows: List[Dict[str, Any]]) -> str:
+    head = f"{'layer':<14}{'weights':>8}{'w scale min..max':>22}{'in scale':>11}{'zp':>4}{'out scale':>11}{'zp':>4}{'clamp':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        out = ("float32 logits".rjust(26) if r["output_scale"] is None else
+               f"{r['output_scale']:>11.4g}{r['output_zero_point']:>4}{'%d..%d' % tuple(r['clamp']):>10}")
+        lines.append(f"{r['name']:<14}{'int8':>8}{r['weight_scale_min']:>11.3g}..{r['weight_scale_max']:<9.3g}"
+                     f"{r['input_scale']:>11.4g}{r['input_zero_point']:>4}{out}")
+    return "\n".join(lines)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    from . import cpu_info, default_threads, load_weight_set
+    from . import cpu_info, default_threads
     from .architecture import MobileNetV1
 
     alpha, res, classes, padding = 1.0, (224, 224), 1000, "tf_same"
+    qnet, precision, size = None, "float32", None
     if args.weights:
-        cfg = load_weight_set(args.weights).config
+        cfg, qnet = _read_any(args.weights)
         alpha, res, classes, padding = cfg.alpha, cfg.resolution, cfg.num_classes, cfg.padding
+        precision, size = ("int8" if qnet is not None else "float32"), os.path.getsize(args.weights)
     arch = MobileNetV1(args.alpha if args.alpha is not None else alpha,
                        args.resolution if args.resolution is not None else (int(res[0]), int(res[1])),
                        args.classes if args.classes is not None else classes,
@@ -648,10 +746,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
                             output=[s.out_h, s.out_w, s.out_channels], pads=list(s.pads), params=s.params,
                             macs=s.macs) for s in arch],
             "cpu": cpu, "default_threads": default_threads(),
+            "precision": precision, "file_bytes": size,
+            "quantization": _quant_rows(qnet) if qnet is not None else None,
         }, indent=2))
         return 0
     print(arch.format_table())
     print()
+    if args.weights:
+        what = ("int8: int8 weights (per output channel), uint8 activations, int32 accumulators"
+                if qnet is not None else "float32 (every layer)")
+        print(f"weights: {args.weights}, {size:,} bytes; precision {what}")
+        if qnet is not None:
+            print()
+            print(_format_quant_rows(_quant_rows(qnet)))
+        print()
     feats = ", ".join(k for k, on in cpu["features"].items() if on) or "none"
     print(f"CPU: {cpu['arch']}; features: {feats}")
     print(f"kernel paths compiled: {', '.join(cpu['compiled_isas'])}; supported here: "
@@ -677,6 +785,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise InputError(f"{dst} exists; pass --force to overwrite it")
     if not dst.lower().endswith((".onnx", ".safetensors")):
         raise InputError(f"cannot tell the output format of {dst!r}: use a .safetensors or .onnx extension")
+    from .qweights import file_precision
+
+    if args.src_format in (None, "ours") and args.src.lower().endswith(".safetensors") \
+            and file_precision(args.src) == "int8":
+        return _convert_int8(args)
     ws = load_weight_set(args.src, fmt=args.src_format)
     if args.resolution is not None:
         from .architecture import MobileNetV1
@@ -714,6 +827,142 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_int8(args: argparse.Namespace) -> int:
+    """``convert`` of an int8 file: to our int8 .safetensors again, with new labels or resolution."""
+    from dataclasses import replace
+
+    from .errors import InputError
+    from .qweights import load_quantized, save_quantized
+
+    if args.dst.lower().endswith(".onnx"):
+        raise InputError(f"{args.src} is an int8 model: exporting int8 to ONNX is not supported (yet); "
+                         "convert the float32 weights it was made from")
+    changed = [f"--{k.replace('_', '-')}" for k in ("padding", "activation", "input_mean", "input_std")
+               if getattr(args, k) is not None]
+    if changed:
+        raise InputError(f"{', '.join(changed)} would change what the int8 parameters of {args.src} were "
+                         "calibrated for: convert the float32 weights, then quantise them again")
+    cfg, qnet = load_quantized(args.src)
+    if args.resolution is not None:
+        from .architecture import MobileNetV1
+
+        MobileNetV1(cfg.alpha, args.resolution, cfg.num_classes, cfg.padding)  # validates
+        cfg = replace(cfg, resolution=tuple(args.resolution))
+    if args.labels:
+        from .weights import read_labels
+
+        labels = read_labels(args.labels)
+        if len(labels) != cfg.num_classes:
+            raise InputError(f"got {len(labels)} labels for a model with {cfg.num_classes} classes")
+        cfg = replace(cfg, labels=tuple(labels))
+    print(f"read {args.src}: int8 MobileNetV1 alpha={cfg.alpha:g}, resolution={cfg.resolution[0]}x"
+          f"{cfg.resolution[1]}, classes={cfg.num_classes}, padding={cfg.padding}, "
+          f"labels={'yes' if cfg.labels else 'no'}")
+    save_quantized(args.dst, cfg, qnet)
+    print(f"wrote {args.dst} ({os.path.getsize(args.dst):,} bytes)")
+    return 0
+
+
+# --------------------------------------------------------------------------------- quantize
+
+def _decode_all(model: Any, paths: List[str], what: str, progress: bool) -> Tuple[Any, List[str]]:
+    """Preprocess ``paths`` for ``model``: (batch, the paths that decoded). Failures get their
+    stderr line and are left out; none decoding is an :class:`InputError`."""
+    import numpy as np
+
+    from .errors import InputError
+
+    good, kept = [], []
+    bar = _progress_bar(len(paths), f"reading {what} images", progress, unit="image")
+    try:
+        for path in paths:
+            x, reason = _decode(model, path)
+            if x is None:
+                bar.write(f"mobilenet-fast: {path}: {reason}\n", sys.stderr)
+            else:
+                good.append(x)
+                kept.append(path)
+            bar.update(1)
+    finally:
+        bar.close()
+    if not good:
+        raise InputError(f"none of the {len(paths)} {what} images could be read")
+    return np.concatenate(good), kept
+
+
+def _image_list(paths: List[str], what: str) -> List[str]:
+    from .errors import InputError
+
+    images, empty = find_images(paths)
+    for d in empty:
+        print(f"mobilenet-fast: warning: {d}: no images found", file=sys.stderr)
+    if not images:
+        raise InputError(f"no {what} images found in {', '.join(paths)}")
+    return images
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .errors import InputError
+    from .quantization import agreement, quantize
+
+    out = args.out
+    if os.path.exists(out) and not args.force:
+        raise InputError(f"{out} exists; pass --force to overwrite it")
+    if not out.lower().endswith(".safetensors"):
+        raise InputError(f"{out!r}: an int8 model is written as .safetensors")
+    model = _load(args.weights, args.isa, args.threads, args.labels, precision="float32")
+    calib = _image_list(args.calibration, "calibration")
+    if args.eval:
+        held = _image_list(args.eval, "evaluation")
+    else:
+        held = calib[3::4]
+        calib = [p for i, p in enumerate(calib) if i % 4 != 3]
+    if len(calib) > args.max_calibration:
+        pick = np.linspace(0, len(calib) - 1, args.max_calibration).round().astype(int)
+        calib = [calib[i] for i in sorted(set(pick.tolist()))]
+    show = _show_progress(args.progress, len(calib))
+    x_cal, calib = _decode_all(model, calib, "calibration", show)
+    if not args.json:
+        print(f"calibrating on {len(calib)} images ({args.method} ranges, "
+              f"{'no ' if args.no_bias_correction else ''}bias correction)...", file=sys.stderr)
+    t0 = time.perf_counter()
+    qmodel = quantize(model, x_cal, method=args.method, percentile=args.percentile,
+                      bias_correction=not args.no_bias_correction)
+    seconds = time.perf_counter() - t0
+    qmodel.save(out)
+    result: Dict[str, Any] = {
+        "output": out, "bytes": os.path.getsize(out), "weights": model.path, "calibration_images": len(calib),
+        "method": args.method, "bias_correction": not args.no_bias_correction, "seconds": round(seconds, 2),
+        "eval_images": 0, "agreement": None, "confident_images": 0, "agreement_confident": None,
+    }
+    if held and model.num_classes:
+        x_eval, held = _decode_all(model, held, "evaluation", _show_progress(args.progress, len(held)))
+        ref = model.predict(x_eval)
+        same, conf = agreement(qmodel.logits(x_eval), ref, ref)
+        n_conf = int((ref.max(axis=1) >= 0.5).sum())
+        result.update(eval_images=len(held), agreement=same, confident_images=n_conf,
+                      agreement_confident=None if n_conf == 0 else conf)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"wrote {out} ({result['bytes']:,} bytes): int8 MobileNetV1 alpha={model.config.alpha:g}, "
+          f"calibrated on {len(calib)} images in {seconds:.1f} s")
+    if result["agreement"] is None:
+        why = "the model has no classifier" if not model.num_classes else "no images were held out (pass --eval)"
+        print(f"agreement with float32: not measured ({why})")
+    else:
+        n = result["eval_images"]
+        line = (f"top-1 agreement with float32 on {n} held-out images: {100 * result['agreement']:.1f}% "
+                f"({round(result['agreement'] * n)}/{n})")
+        if n_conf:
+            line += (f"; where float32 is confident (p >= 0.5): {100 * conf:.1f}% "
+                     f"({round(conf * n_conf)}/{n_conf})")
+        print(line)
+    return 0
+
+
 # ------------------------------------------------------------------------------------ bench
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -721,7 +970,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from . import __version__
 
-    model = _load(args.weights, args.isa, args.threads)
+    model = _load(args.weights, args.isa, args.threads, precision=args.precision)
     threads = model.threads
     h, w = args.resolution or model.resolution
     arch = model.architecture((h, w))  # validates the size
@@ -751,7 +1000,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     c = model.config
     if args.json:
         print(json.dumps({
-            "version": __version__, "weights": model.path, "isa": model.isa, "threads": threads,
+            "version": __version__, "weights": model.path, "precision": model.precision, "isa": model.isa,
+            "threads": threads,
             "batch": args.batch, "resolution": [h, w], "alpha": c.alpha, "num_classes": c.num_classes,
             "runs": args.runs, "warmup": args.warmup, "macs_per_image": macs,
             "median_ms": median, "min_ms": float(t.min()), "p90_ms": p90, "mean_ms": float(t.mean()),
@@ -762,10 +1012,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     plural = "s" if threads != 1 else ""
     print(f"mobilenet-fast {__version__}: MobileNetV1 {float(c.alpha)} at {h}x{w}, {c.num_classes} classes "
           f"({macs / 1e6:.1f}M multiply-adds per image)")
-    print(f"isa {model.isa}, {threads} thread{plural}, batch {args.batch}; "
+    print(f"{model.precision}, isa {model.isa}, {threads} thread{plural}, batch {args.batch}; "
           f"{args.runs} timed runs after {args.warmup} warm-up")
     print()
-    cols = ["median ms", "min ms", "p90 ms", "img/s", "GFLOP/s"] + (["% of peak"] if percent is not None else [])
+    # int8 multiply-adds are integer operations: GOP/s, against the int8 dot-product peak.
+    rate = "GFLOP/s" if model.precision == "float32" else "GOP/s"
+    cols = ["median ms", "min ms", "p90 ms", "img/s", rate] + (["% of peak"] if percent is not None else [])
     vals = [f"{median:.2f}", f"{t.min():.2f}", f"{p90:.2f}", f"{images_per_s:.1f}", f"{gflops:.1f}"]
     if percent is not None:
         vals.append(f"{percent:.1f}")
@@ -773,11 +1025,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print("".join(f"{v:>12}" for v in vals))
     print()
     if percent is not None:
-        print(f"GFLOP/s = 2 x multiply-adds x img/s; % of peak = GFLOP/s / ({args.peak_gflops:g} GFLOP/s per core "
+        print(f"{rate} = 2 x multiply-adds x img/s; % of peak = {rate} / ({args.peak_gflops:g} {rate} per core "
               f"x {threads} thread{plural})")
     else:
-        print("GFLOP/s = 2 x multiply-adds x img/s")
-        print(f"for a % of peak column, pass --peak-gflops G: one core's {model.isa} FMA peak, as "
+        print(f"{rate} = 2 x multiply-adds x img/s")
+        what = "FMA" if model.precision == "float32" else "int8 dot-product"
+        print(f"for a % of peak column, pass --peak-gflops G: one core's {model.isa} {what} peak, as "
               "mbf_kernels_bench prints it")
     return 0
 
@@ -802,7 +1055,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert, "bench": _cmd_bench}
+    commands = {"classify": _cmd_classify, "info": _cmd_info, "convert": _cmd_convert, "quantize": _cmd_quantize,
+                "bench": _cmd_bench}
     try:
         return commands[args.command](args)
     except BrokenPipeError:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import os
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ from . import _core, reference
 from .architecture import LayerSpec
 from .errors import InputError
 from .runner import Model, folded_tensors
-from .weights import WeightSet
+from .weights import ModelConfig, WeightSet
 
 __all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
            "agreement", "METHODS"]
@@ -366,15 +366,65 @@ class QuantizedModel(Model):
     """A MobileNetV1 quantised to int8 (see the module docstring for the scheme), run by the C++
     int8 network (one ``_core.QPlan`` per input size, like :class:`Model`'s plans). Same methods
     as :class:`Model`: :meth:`logits`, :meth:`predict`, :meth:`features`, :meth:`classify`,
-    ``threads``; ``precision`` is ``"int8"`` and ``qnet`` holds the quantised parameters.
-    Made by :func:`quantize`."""
+    ``threads``, :meth:`save` (an int8 ``.safetensors``, see :mod:`mobilenet_fast.qweights`);
+    ``precision`` is ``"int8"`` and ``qnet`` holds the quantised parameters.
+    Made by :func:`quantize`, or by :func:`mobilenet_fast.load` from an int8 file.
+
+    ``source`` is the float32 :class:`WeightSet` the model was quantised from, or only its
+    :class:`ModelConfig` (a model read from an int8 file has no float32 weights: then
+    :attr:`weights` raises :class:`InputError`).
+    """
 
     precision = "int8"
 
-    def __init__(self, weights: WeightSet, qnet: QuantizedNet, *, isa: Optional[str] = None,
+    def __init__(self, source: Union[WeightSet, ModelConfig], qnet: QuantizedNet, *, isa: Optional[str] = None,
                  threads: Optional[int] = None, path: Optional[str] = None) -> None:
-        super().__init__(weights, isa=isa, threads=threads, path=path)
+        self._float_weights: Optional[WeightSet] = None
+        if isinstance(source, WeightSet):
+            config, self._float_weights = source.config, source
+        elif isinstance(source, ModelConfig):
+            config = source
+        else:
+            raise InputError(f"source must be a WeightSet or a ModelConfig, got {type(source).__name__}")
+        if not isinstance(qnet, QuantizedNet):
+            raise InputError(f"qnet must be a QuantizedNet, got {type(qnet).__name__}")
+        if len(qnet.layers) != 27 or (qnet.classifier is None) != (config.num_classes == 0):
+            raise InputError("qnet does not match the config (27 conv layers, a classifier iff num_classes > 0)")
+        self._setup(config, isa, threads, path)
         self.qnet = qnet
+
+    @property
+    def weights(self) -> WeightSet:
+        """The float32 weights this model was quantised from (:class:`InputError` if unknown)."""
+        if self._float_weights is None:
+            raise InputError("this int8 model was read from an int8 file: it holds no float32 weights")
+        return self._float_weights
+
+    @weights.setter
+    def weights(self, value: WeightSet) -> None:
+        self._float_weights = value
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Write the int8 model as our ``.safetensors`` (``precision`` = ``"int8"`` in its metadata;
+        :func:`mobilenet_fast.load` reads it back and gives the same logits, bit for bit)."""
+        from .qweights import save_quantized
+
+        save_quantized(path, self.config, self.qnet)
+
+    def with_labels(self, labels: Optional[Sequence[str]]) -> "QuantizedModel":
+        """The same model with these class names (one per class; None removes them)."""
+        from dataclasses import replace
+
+        cfg = self.config
+        if labels is not None:
+            if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
+                raise InputError("labels must be a sequence of strings")
+            if len(labels) != cfg.num_classes:
+                raise InputError(f"got {len(labels)} labels for a model with {cfg.num_classes} classes")
+        source: Union[WeightSet, ModelConfig] = replace(cfg, labels=tuple(labels) if labels is not None else None)
+        if self._float_weights is not None:
+            source = self._float_weights.with_labels(labels)
+        return QuantizedModel(source, self.qnet, isa=self.isa, threads=self._threads, path=self.path)
 
     def _build_plan(self, height: int, width: int) -> Any:
         self.config.architecture((height, width))  # validates the size (>= 32)

@@ -160,14 +160,18 @@ class Model:
         if not isinstance(weights, WeightSet):
             raise InputError(f"weights must be a WeightSet (see mobilenet_fast.load_weight_set), "
                              f"got {type(weights).__name__}")
+        self._setup(weights.config, isa, threads, path)
+        self.weights = weights
+        self._folded = folded_tensors(weights)
+
+    def _setup(self, config: ModelConfig, isa: Optional[str], threads: Optional[int], path: Optional[str]) -> None:
+        """What every model has, whatever its precision: config, ISA, threads, the plan cache."""
         if isa is not None and not isinstance(isa, str):
             raise InputError(f"isa must be a string (\"scalar\", \"avx2\", ...) or None, got {type(isa).__name__}")
-        self.weights = weights
-        self.config: ModelConfig = weights.config
+        self.config: ModelConfig = config
         self.path = path
         self.isa: str = _core.select_isa(isa)  # raises InputError for a bad / unsupported request
         self._threads = default_threads() if threads is None else _check_threads(threads)
-        self._folded = folded_tensors(weights)
         self._feature_channels = self.config.architecture().feature_channels
         self._plans: "OrderedDict[Tuple[int, int], _core.Plan]" = OrderedDict()
         self._lock = threading.Lock()
@@ -214,6 +218,13 @@ class Model:
                 f"{'' if c.activation == 'relu6' else f'activation={c.activation!r}, '}isa={self.isa!r}, "
                 f"threads={self._threads}{'' if self.precision == 'float32' else f', precision={self.precision!r}'}"
                 f"{where})")
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Write the model as our ``.safetensors`` (float32 here; int8 for a :class:`QuantizedModel`),
+        which :func:`mobilenet_fast.load` reads back."""
+        from .weights import save_weights
+
+        save_weights(path, self.weights)
 
     # ------------------------------------------------------------------------------- planning
     def plan(self, height: int, width: int) -> "_core.Plan":

@@ -346,7 +346,13 @@ def load_weights(path: PathLike) -> WeightSet:
                               "(truncated or not a safetensors file)")
     try:
         with safe_open(p, framework="numpy") as f:
-            config = ModelConfig.from_metadata(f.metadata(), where)
+            meta = f.metadata()
+            config = ModelConfig.from_metadata(meta, where)
+            precision = (meta or {}).get("precision", "float32")
+            if precision != "float32":
+                raise WeightFileError(
+                    f"{where}: holds an {precision} model (metadata 'precision'), not float32 weights"
+                    + ("; load it with mobilenet_fast.load()" if precision == "int8" else ""))
             shapes = expected_shapes(config)
             names = set(f.keys())
             for name, shape in shapes.items():
