@@ -268,3 +268,12 @@ def test_cli_quantize_then_classify_info_convert_bench(tmp_path, capsys):
     assert code == 0 and "GOP/s" in text and "int8" in text
     code, _, err = _run(capsys, "bench", "--weights", str(out), "--precision", "float32", "--runs", "1")
     assert code == 1 and "int8 model, not float32" in err
+
+
+def test_int8_plan_refuses_a_size_too_large_before_allocating():
+    """1.0 at 16384x16384: the stem's output would hold 2^31 values; refused, as the fp32 Plan
+    refuses it, before anything is allocated (this would otherwise take gigabytes)."""
+    q = mf.load(precision="int8", threads=1)
+    with pytest.raises(InputError, match="2\\^31 - 1"):
+        q.plan(16384, 16384)
+    assert q.plan(32, 32) is not None

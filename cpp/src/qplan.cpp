@@ -105,11 +105,19 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     pack_qgemm_weights(c, num_classes_, nr, spec.fc.weights.data(), spec.fc.bias.data(), spec.fc.multiplier.data(),
                        pool_out_zp_, fc_packed_.data());
   }
+  // The same limit as the fp32 Plan, checked before anything is allocated: no buffer of 2^31
+  // values or more (the kernels index rows with int; the stem's 27-tap patches are the largest).
+  const std::size_t limit = 2147483647u, patches = pixels_of(stem_) * 27;
+  if (largest > limit || patches > limit)
+    throw InputError("input " + std::to_string(in_h_) + "x" + std::to_string(in_w_) + ": the int8 network's " +
+                     (patches > limit ? "stem patches" : "largest activation") + " would hold " +
+                     std::to_string(std::max(largest, patches)) +
+                     " values, more than the limit of 2^31 - 1 per buffer; use a smaller input");
   buffers_.resize(static_cast<std::size_t>(threads_));
   for (Buffers& b : buffers_) {
     b.a.reset(largest);
     b.b.reset(largest);
-    b.patches.reset(pixels_of(stem_) * 27);
+    b.patches.reset(patches);
     b.pooled.reset(static_cast<std::size_t>(feature_channels_));
   }
   if (threads_ > 1) {
