@@ -185,22 +185,40 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
   const std::size_t n_in = static_cast<std::size_t>(in_h_) * in_w_ * 3;
   std::uint8_t* q = buf.b.data();
   if (!quantize_input(input, n_in, input_scale_, input_zp_, q)) return false;
-  // Stem: the 27 taps of every output pixel (padding: the zero point), then the int8 GEMM.
-  const int oh = stem_.out_h, ow = stem_.out_w;
+  // Stem: the 27 taps of every output pixel (padding: the zero point), then the int8 GEMM. A
+  // kernel row of a patch is 9 consecutive input bytes (3 pixels x 3 channels), copied at once
+  // where all three pixels are inside the image; only the edge pixels go tap by tap.
+  const int oh = stem_.out_h, ow = stem_.out_w, s = stem_.stride;
+  const std::uint8_t zp8 = static_cast<std::uint8_t>(input_zp_);
+  // Output columns [x_lo, x_hi) have all three input columns inside.
+  const int x_lo = std::min(ow, (stem_.pad_left + s - 1) / s);
+  const int x_hi = std::max(x_lo, std::min(ow, (in_w_ - 3 + stem_.pad_left) / s + 1));
   const int row_tasks = threads > 1 ? std::min(oh, 2 * threads) : 1;
   for_tasks(pool, row_tasks, [&](int t, int) {
     const auto r = row_tasks > 1 ? chunk(oh, row_tasks, t, 1) : std::make_pair(0, oh);
-    for (int y = r.first; y < r.second; ++y)
-      for (int x = 0; x < ow; ++x) {
-        std::uint8_t* p = buf.patches.data() + (static_cast<std::size_t>(y) * ow + x) * 27;
-        for (int kh = 0; kh < 3; ++kh)
+    for (int y = r.first; y < r.second; ++y) {
+      std::uint8_t* prow = buf.patches.data() + static_cast<std::size_t>(y) * ow * 27;
+      for (int kh = 0; kh < 3; ++kh) {
+        const int ih = y * s - stem_.pad_top + kh;
+        std::uint8_t* p = prow + kh * 9;
+        if (ih < 0 || ih >= in_h_) {
+          for (int x = 0; x < ow; ++x) std::memset(p + static_cast<std::size_t>(x) * 27, zp8, 9);
+          continue;
+        }
+        const std::uint8_t* src = q + static_cast<std::size_t>(ih) * in_w_ * 3;
+        auto edge = [&](int x) {
           for (int kw = 0; kw < 3; ++kw) {
-            const int ih = y * stem_.stride - stem_.pad_top + kh, iw = x * stem_.stride - stem_.pad_left + kw;
-            const bool inside = ih >= 0 && ih < in_h_ && iw >= 0 && iw < in_w_;
-            for (int ci = 0; ci < 3; ++ci, ++p)
-              *p = inside ? q[(static_cast<std::size_t>(ih) * in_w_ + iw) * 3 + ci] : static_cast<std::uint8_t>(input_zp_);
+            const int iw = x * s - stem_.pad_left + kw;
+            for (int ci = 0; ci < 3; ++ci)
+              p[static_cast<std::size_t>(x) * 27 + kw * 3 + ci] = iw >= 0 && iw < in_w_ ? src[iw * 3 + ci] : zp8;
           }
+        };
+        for (int x = 0; x < x_lo; ++x) edge(x);
+        for (int x = x_lo; x < x_hi; ++x)
+          std::memcpy(p + static_cast<std::size_t>(x) * 27, src + (x * s - stem_.pad_left) * 3, 9);
+        for (int x = x_hi; x < ow; ++x) edge(x);
       }
+    }
   });
   gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_, pool);
   // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
