@@ -9,7 +9,9 @@
 // The rows come from the variant table (mbf::kernel_variants()): one per layer and per variant of
 // the layer's kernel family that this CPU supports, named <layer>/<kernel>/<isa of the variant>,
 // e.g. blocks.1.dw/dwconv3x3_s2/avx512, labelled with the variant's name and the shape; and
-// plan/<shapes file>/<isa> for the whole network on each supported ISA level's table.
+// plan/<shapes file>/<isa> for the whole network on each supported ISA level's table (qplan/...: the
+// int8 network, QPlan, on random int8 parameters). int8 rows (qgemm_u8s8, qdwconv3x3_s1/_s2,
+// qplan) count GOP/s instead of GFLOP/s.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include "fma_peak.h"
 #include "mobilenet_fast/dispatch.h"
 #include "mobilenet_fast/plan.h"
+#include "mobilenet_fast/qplan.h"
 #include "net_layers.h"
 
 namespace {
@@ -205,6 +208,31 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
   st.SetLabel(shape_label(L, kv));
 }
 
+// The int8 depthwise 3x3 on a depthwise layer: random uint8 inputs and int8 weights, weights
+// packed before the timed loop. Counter: GOP/s (2 x multiply-adds per second).
+void bench_qdwconv(benchmark::State& st, NetLayer L, Variant kv) {
+  const mbf::Conv2dGeom g = geometry(L);
+  const int c = g.in_channels;
+  std::vector<std::uint8_t> in(static_cast<std::size_t>(g.in_h) * g.in_w * c);
+  std::vector<std::int8_t> w(9u * c);
+  std::uint32_t s = 54321;
+  for (auto& x : in) x = static_cast<std::uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
+  for (auto& x : w) x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) - 128);
+  const std::vector<float> scale(c, 1.0f / 4096.0f);
+  std::vector<unsigned char> packed(mbf::packed_qdwconv3x3_bytes(c));
+  mbf::pack_qdwconv3x3_weights(c, w.data(), nullptr, scale.data(), packed.data());
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(g.out_h) * g.out_w * c);
+  timed_loop(st, 2.0 * L.macs(), 0.0, [&] {
+    kv.v->qdwconv3x3(g, in.data(), 77, packed.data(), out.data(), 0, g.out_h, mbf::QuantOut{3, 3, 200});
+    benchmark::DoNotOptimize(out.data());
+  });
+  if (st.counters.count("GFLOP/s")) {  // integer ops: say so
+    st.counters["GOP/s"] = st.counters["GFLOP/s"];
+    st.counters.erase("GFLOP/s");
+  }
+  st.SetLabel(shape_label(L, kv));
+}
+
 void bench_avgpool(benchmark::State& st, NetLayer L, Variant k) {
   const int hw = L.in_h * L.in_w, c = L.in_channels;
   const auto in = random_floats(static_cast<std::size_t>(hw) * c, 0.0f, 6.0f, 7);
@@ -269,6 +297,69 @@ void bench_plan(benchmark::State& st, std::shared_ptr<const mbf::PlanSpec> spec,
     plan.run(image.data(), 1, out.data(), false);
     benchmark::DoNotOptimize(out.data());
   });
+  st.SetLabel(std::to_string(spec->in_h) + "x" + std::to_string(spec->in_w) + ", batch 1, 1 thread");
+}
+
+// Random int8 parameters of one layer: weights -127..127, small biases, multipliers that keep
+// the outputs inside 0..255 for most values (the speed does not depend on them; saturation
+// everywhere would only make the benchmark less like a real network).
+mbf::QLayerParams random_qlayer(std::size_t weights, int channels, int k, std::uint32_t& seed) {
+  mbf::QLayerParams p;
+  p.weights.resize(weights);
+  std::uint32_t s = seed++ * 2654435761u + 7u;
+  for (auto& x : p.weights) x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) % 255 - 127);
+  p.bias.resize(static_cast<std::size_t>(channels));
+  for (auto& b : p.bias) b = static_cast<std::int32_t>((s = s * 1664525u + 1013904223u) >> 20) - 2048;
+  p.multiplier.assign(static_cast<std::size_t>(channels), 1.0f / (64.0f * std::sqrt(static_cast<float>(k)) * 16.0f));
+  p.out = mbf::QuantOut{0, 0, 255};
+  return p;
+}
+
+mbf::QPlanSpec random_qspec(const std::vector<NetLayer>& v) {
+  mbf::QPlanSpec s;
+  const NetLayer& stem = v[0];
+  s.in_h = stem.in_h;
+  s.in_w = stem.in_w;
+  s.input_scale = 2.0f / 255.0f;
+  s.input_zero_point = 128;
+  s.stem_stride = stem.stride;
+  s.stem_pads = {stem.pads[0], stem.pads[1], stem.pads[2], stem.pads[3]};
+  s.stem_channels = stem.out_channels;
+  std::uint32_t seed = 30;
+  s.stem = random_qlayer(27u * stem.out_channels, stem.out_channels, 27, seed);
+  for (std::size_t i = 1; v[i].kind == "dwconv3x3"; i += 2) {
+    mbf::QPlanBlock b;
+    b.stride = v[i].stride;
+    b.pads = {v[i].pads[0], v[i].pads[1], v[i].pads[2], v[i].pads[3]};
+    b.out_channels = v[i + 1].out_channels;
+    const int c = v[i].in_channels;
+    b.dw = random_qlayer(9u * c, c, 9, seed);
+    b.pw = random_qlayer(static_cast<std::size_t>(c) * b.out_channels, b.out_channels, c, seed);
+    s.blocks.push_back(std::move(b));
+  }
+  s.pool_in_scale = 0.05;
+  s.pool_out_scale = 0.05;
+  if (v.back().kind == "dense") {
+    const NetLayer& d = v.back();
+    s.num_classes = d.out_channels;
+    s.fc = random_qlayer(static_cast<std::size_t>(d.in_channels) * d.out_channels, d.out_channels, d.in_channels, seed);
+  }
+  return s;
+}
+
+// The whole int8 network (QPlan) on one image, one thread.
+void bench_qplan(benchmark::State& st, std::shared_ptr<const mbf::QPlanSpec> spec, double ops, Isa isa) {
+  mbf::QPlan plan(*spec, *isa.table);
+  const auto image = random_floats(static_cast<std::size_t>(spec->in_h) * spec->in_w * 3, -1.0f, 1.0f, 21);
+  std::vector<float> out(plan.num_classes() ? plan.num_classes() : plan.feature_channels());
+  timed_loop(st, ops, 0.0, [&] {
+    plan.run(image.data(), 1, out.data(), false);
+    benchmark::DoNotOptimize(out.data());
+  });
+  if (st.counters.count("GFLOP/s")) {
+    st.counters["GOP/s"] = st.counters["GFLOP/s"];
+    st.counters.erase("GFLOP/s");
+  }
   st.SetLabel(std::to_string(spec->in_h) + "x" + std::to_string(spec->in_w) + ", batch 1, 1 thread");
 }
 
@@ -354,6 +445,15 @@ int main(int argc, char** argv) {
       if (L.kind == "pwconv") family = mbf::KernelFamily::gemm, kernel = "gemm";
       if (L.kind == "dense") family = mbf::KernelFamily::gemm, kernel = "gemm_dense";
       const bool int8 = v.family == mbf::KernelFamily::qgemm_u8s8 && (L.kind == "pwconv" || L.kind == "dense");
+      const bool int8_dw = L.kind == "dwconv3x3" &&
+                           v.family == (L.stride == 2 ? mbf::KernelFamily::qdwconv3x3_s2 : mbf::KernelFamily::qdwconv3x3_s1);
+      if (int8_dw) {
+        const std::string qname = L.name + "/" + mbf::family_name(v.family) + "/" + v.isa;
+        benchmark::RegisterBenchmark(qname.c_str(), bench_qdwconv, L, Variant{&v, 0.0})
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+        continue;
+      }
       if (v.family != family && !int8) continue;
       if (int8) kernel = L.kind == "dense" ? "qgemm_u8s8_dense" : "qgemm_u8s8";
       const std::string name = L.name + "/" + kernel + "/" + v.isa;
@@ -379,6 +479,13 @@ int main(int argc, char** argv) {
                                    2.0 * macs, isa)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+    auto qspec = std::make_shared<const mbf::QPlanSpec>(random_qspec(layers));
+    for (const Isa& isa : isas)
+      if (isa.table->qgemm && isa.table->qdwconv3x3_s1)
+        benchmark::RegisterBenchmark(("qplan/" + file_stem(shapes_path) + "/" + isa.name).c_str(), bench_qplan,
+                                     qspec, 2.0 * macs, isa)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
   } else {
     std::fprintf(stderr, "shapes file is not a whole network: no plan benchmark\n");
   }
