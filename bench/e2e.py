@@ -212,11 +212,15 @@ def load_ours(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
 
 
 def load_ours_int8(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
-    """Our int8 network, quantised (MSE ranges, bias correction) on the calibration crops."""
+    """Our int8 network, quantised by ``mf.quantize`` at its defaults (MSE ranges, bias
+    correction) on the calibration crops: the int8 file the driver saved (``ours_int8_model``,
+    read back bit for bit), else quantised here."""
     import mobilenet_fast as mf
 
-    model = mf.load(spec["weights"], threads=spec["threads"])
-    qm = mf.quantize(model, np.load(spec["calibration"]))
+    if spec.get("artifact"):
+        qm = mf.load(spec["artifact"], threads=spec["threads"], precision="int8")
+    else:
+        qm = mf.quantize(mf.load(spec["weights"], threads=spec["threads"]), np.load(spec["calibration"]))
     return Loaded(lambda: qm.logits(x), mf.__version__, f"isa={qm.isa}, int8",
                   {"isa": qm.isa, "threads_used": qm.threads}, qm, qm.logits)
 
@@ -230,7 +234,10 @@ def load_onnxruntime(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     opts.intra_op_num_threads = spec["threads"]
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ort_optimization "off" (bench/int8_peers.py only): a QDQ model's DequantizeLinear -> float op ->
+    # QuantizeLinear chains then run as they stand, in float, instead of fused into int8 kernels.
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if spec.get("ort_optimization") == "off"
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     sess = ort.InferenceSession(spec["onnx"], opts, providers=["CPUExecutionProvider"])
     output = "logits" if spec["num_classes"] else "features"
 
@@ -724,6 +731,28 @@ def built_tflite(tf_python: Optional[str], weights_path: str, calibration: Optio
     return cached
 
 
+def ours_int8_model(weights_path: str, calibration: np.ndarray, name: str) -> str:
+    """Our weights quantised by ``mobilenet_fast.quantize`` at its defaults on the calibration
+    images, saved as our int8 ``.safetensors``; cached (the quantiser takes a minute or two)."""
+    import mobilenet_fast as mf
+    from mobilenet_fast import qweights, quantization
+    from mobilenet_fast.weights import file_sha256
+
+    out = _cache_file(f"{name}-ours-int8", [INT8_BUILD, "ours", file_sha256(weights_path), _array_sha256(calibration),
+                      mf.__version__, file_sha256(quantization.__file__), file_sha256(qweights.__file__)],
+                      ".safetensors")
+    if os.path.isfile(out):
+        _log(f"mobilenet-fast int8: using cached {os.path.relpath(out)}")
+        return out
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    t = time.time()
+    part = out[:-len(".safetensors")] + ".part.safetensors"
+    mf.quantize(mf.load(weights_path, threads=1), calibration).save(part)
+    os.replace(part, out)
+    _log(f"mobilenet-fast int8: quantised into {os.path.relpath(out)} in {time.time() - t:.0f} s")
+    return out
+
+
 def ort_int8_model(onnx_path: str, calibration: np.ndarray, chunk: int, name: str,
                    method: str = "MinMax", reduce_range: bool = False) -> str:
     """The ONNX model quantised by onnxruntime's ``quantize_static``: QDQ, per-channel int8
@@ -1157,9 +1186,13 @@ def build_artifacts(args: argparse.Namespace, keys: List[str], weights_path: str
     whose model cannot be made is skipped with a message."""
     artifacts: Dict[str, Dict[int, str]] = {}
     stem = os.path.splitext(os.path.basename(weights_path))[0]
-    for key in [k for k in keys if k in ("onnxruntime-int8", "openvino-int8", "litert-int8")]:
+    for key in [k for k in keys if k in CALIBRATED_ENGINES]:
         assert calibration is not None
         try:
+            if key == "ours-int8":
+                path = ours_int8_model(weights_path, np.load(calibration), stem)
+                artifacts[key] = {b: path for b in args.batch}
+                continue
             if key == "litert-int8":
                 path = built_tflite(args.tf_python, weights_path, calibration)
                 if path is not None:
@@ -1170,8 +1203,7 @@ def build_artifacts(args: argparse.Namespace, keys: List[str], weights_path: str
             artifacts[key] = {b: build(str(onnx_paths[b]), cal, b, f"{stem}_b{b}") for b in args.batch}
         except Exception as e:  # a peer's library failing on our model skips that peer only
             _log(f"skipping {ENGINES[key][0]}: building its model failed: {type(e).__name__}: {e}")
-    return [k for k in keys if k not in ("onnxruntime-int8", "openvino-int8", "litert-int8") or k in artifacts], \
-        artifacts
+    return [k for k in keys if k not in CALIBRATED_ENGINES or k in artifacts], artifacts
 
 
 def main() -> int:
