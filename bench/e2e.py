@@ -20,6 +20,24 @@ BatchNorm-folded float32 weights and the same input, and is limited to the same 
 Engines that are not installed are skipped with a message. The max |logit difference| of each
 peer against us is printed per configuration as proof that the weights agree.
 
+``--precision int8`` adds the reduced-precision engines, the int8 ones all calibrated on the same
+crops (16 of the example photos; with ``--agreement N`` the 32 calibration crops of
+bench/int8_accuracy.py):
+  - ours-int8: ``mobilenet_fast.quantize`` at its defaults (MSE ranges, bias correction);
+  - onnxruntime-int8: onnxruntime's ``quantize_static`` of our ONNX export (QDQ, per-channel int8
+    weights, uint8 activations, MinMax calibration);
+  - openvino-int8: ``nncf.quantize`` (default preset) of the OpenVINO model read from our ONNX
+    export, saved as IR; OpenVINO compiles it without a precision hint (the runtime graph's
+    precisions are reported, and some ops must run in u8/i8);
+  - openvino-default: our float ONNX export compiled without INFERENCE_PRECISION_HINT, i.e.
+    whatever OpenVINO picks on this CPU (bf16 with AVX-512 BF16 / AMX, f32 on AVX2), reported;
+  - litert-int8: a full-int8 .tflite (int8 weights and activations, float32 input and output)
+    made by ``bench/make_tflite.py --int8`` under TensorFlow, run by LiteRT with XNNPACK (the
+    whole graph checked to be delegated, as for float32).
+Their models are built once and cached in bench/.cache/ (keyed by everything they depend on).
+``--agreement N`` also measures every engine's top-1 agreement with our float32 on the first N
+evaluation crops of bench/int8_accuracy.py (real photos) and prints it in the summary.
+
 Isolation: every engine runs in its own worker process (its own thread pools, its own library
 settings), and only one worker computes at a time: the others wait, blocked on a pipe, so an
 idle engine's spinning pool threads cannot steal a core from the engine being timed, and
@@ -38,6 +56,7 @@ Python overhead: ``model.logits(x)`` against the C++ ``Plan.run(x)`` it wraps, i
     python bench/e2e.py --tf-python /path/to/tf/bin/python   # build (and cache) the .tflite
     python bench/e2e.py --tflite model.tflite --json results.json
     python bench/e2e.py --baseline /tmp/mbf-prev            # also another build, interleaved (see --help)
+    python bench/e2e.py --precision int8 --agreement 256    # + the int8 engines, speed and accuracy
 
 The .tflite built for a weight file is cached in bench/.cache/ (keyed by the weights' and
 make_tflite.py's sha256), so later runs need no TensorFlow.
@@ -86,10 +105,19 @@ ENGINES: Dict[str, Tuple[str, Optional[str], str]] = {
     "baseline": ("baseline", None, "--baseline DIR"),
     "ours-int8": ("mobilenet-fast int8", "mobilenet_fast", "pip install ."),
     "onnxruntime-int8": ("onnxruntime int8", "onnxruntime", "pip install onnxruntime"),
+    "openvino-int8": ("openvino int8", "nncf", "pip install openvino nncf"),
+    "openvino-default": ("openvino default", "openvino", "pip install openvino"),
+    "litert-int8": ("litert int8+xnnpack", "ai_edge_litert", "pip install ai-edge-litert"),
 }
-# With --precision int8 the int8 engines join the float32 ones (all calibrated on the same crops).
-INT8_ENGINES = ("ours-int8", "onnxruntime-int8")
+# With --precision int8 the reduced-precision engines join the float32 ones: the int8 ones all
+# calibrated on the same crops, and OpenVINO at its default inference precision (bf16 where the
+# CPU has AVX-512 BF16 / AMX, f32 on an AVX2-only CPU).
+INT8_ENGINES = ("ours-int8", "onnxruntime-int8", "openvino-int8", "openvino-default", "litert-int8")
+CALIBRATED_ENGINES = ("ours-int8", "onnxruntime-int8", "openvino-int8", "litert-int8")
 CALIBRATION_CROPS = 16
+# --agreement: calibration and evaluation crops of bench/int8_accuracy.py (as bench/int8_peers.py).
+PHOTO_CALIBRATION_CROPS = 32
+PHOTO_SEED = 1
 DEFAULT_ENGINES = ("ours", "onnxruntime", "litert", "openvino", "pytorch")
 
 
@@ -137,6 +165,7 @@ class Loaded:
     note: str = ""
     info: Dict[str, Any] = field(default_factory=dict)  # engine-specific facts for the report / JSON
     model: Any = None  # ours: the Model (for the overhead measurement)
+    infer: Optional[Callable[[np.ndarray], Any]] = None  # the same call on another batch of that shape
 
 
 def calibration_crops(cfg: Any) -> np.ndarray:
@@ -179,80 +208,71 @@ def load_ours(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     fn = model.logits if model.config.num_classes else model.features  # no classifier: pooled features
     note = f"isa={model.isa}" + ("" if used == t else f", {_plural(used, 'thread')}")
     return Loaded(lambda: fn(x), mf.__version__, note,
-                  {"isa": model.isa, "threads_option": has_threads, "threads_used": used}, model)
+                  {"isa": model.isa, "threads_option": has_threads, "threads_used": used}, model, fn)
 
 
 def load_ours_int8(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
-    """Our int8 network, quantised (MSE ranges, bias correction) on the calibration crops."""
+    """Our int8 network, quantised by ``mf.quantize`` at its defaults (MSE ranges, bias
+    correction) on the calibration crops: the int8 file the driver saved (``ours_int8_model``,
+    read back bit for bit), else quantised here."""
     import mobilenet_fast as mf
 
-    model = mf.load(spec["weights"], threads=spec["threads"])
-    qm = mf.quantize(model, np.load(spec["calibration"]))
+    if spec.get("artifact"):
+        qm = mf.load(spec["artifact"], threads=spec["threads"], precision="int8")
+    else:
+        qm = mf.quantize(mf.load(spec["weights"], threads=spec["threads"]), np.load(spec["calibration"]))
     return Loaded(lambda: qm.logits(x), mf.__version__, f"isa={qm.isa}, int8",
-                  {"isa": qm.isa, "threads_used": qm.threads}, qm)
-
-
-def onnx_int8_path(spec: Dict[str, Any]) -> str:
-    """Our ONNX export quantised by onnxruntime's quantize_static (QDQ, per-channel int8 weights,
-    uint8 activations, the default MinMax calibration) on the calibration crops; cached per batch."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    out = spec["onnx"][:-len(".onnx")] + "_int8.onnx"
-    if os.path.exists(out):
-        return out
-    cal = np.load(spec["calibration"])
-    batch = spec["batch"]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.items = iter([{"input": np.ascontiguousarray(cal[i:i + batch])}
-                               for i in range(0, len(cal) - batch + 1, batch)])
-
-        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
-            return next(self.items, None)
-
-    quantize_static(spec["onnx"], out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return out
+                  {"isa": qm.isa, "threads_used": qm.threads}, qm, qm.logits)
 
 
 def load_onnxruntime(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
     import onnxruntime as ort
 
     if spec["engine"] == "onnxruntime-int8":
-        spec = dict(spec, onnx=onnx_int8_path(spec))
+        spec = dict(spec, onnx=spec["artifact"])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = spec["threads"]
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ort_optimization "off" (bench/int8_peers.py only): a QDQ model's DequantizeLinear -> float op ->
+    # QuantizeLinear chains then run as they stand, in float, instead of fused into int8 kernels.
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if spec.get("ort_optimization") == "off"
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     sess = ort.InferenceSession(spec["onnx"], opts, providers=["CPUExecutionProvider"])
     output = "logits" if spec["num_classes"] else "features"
-    return Loaded(lambda: sess.run([output], {"input": x})[0], ort.__version__,
-                  "CPUExecutionProvider", {"providers": sess.get_providers()})
+
+    def infer(a: np.ndarray) -> np.ndarray:
+        return sess.run([output], {"input": a})[0]
+
+    note = "CPUExecutionProvider" + (", QDQ int8 (quantize_static)" if spec["engine"] == "onnxruntime-int8" else "")
+    return Loaded(lambda: infer(x), ort.__version__, note, {"providers": sess.get_providers()}, infer=infer)
 
 
 def load_litert(spec: Dict[str, Any], x: np.ndarray, xnnpack: bool) -> Loaded:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    path = spec["artifact"] if spec["engine"] == "litert-int8" else spec["tflite"]
     log: List[str] = []
     with captured_stderr_fd(log):
-        interp = Interpreter(model_path=spec["tflite"], num_threads=spec["threads"],
+        interp = Interpreter(model_path=path, num_threads=spec["threads"],
                              experimental_op_resolver_type=resolver)
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         if tuple(inp["shape"][1:]) != x.shape[1:]:
-            raise RuntimeError(f"{spec['tflite']}: input shape {[int(v) for v in inp['shape']]} "
+            raise RuntimeError(f"{path}: input shape {[int(v) for v in inp['shape']]} "
                                f"does not fit images of {list(x.shape[1:])}")
         if tuple(inp["shape"]) != x.shape:  # batch > 1
             interp.resize_tensor_input(inp["index"], list(x.shape))
         interp.allocate_tensors()
     out_index = interp.get_output_details()[0]["index"]
 
-    def run() -> np.ndarray:
-        interp.set_tensor(inp["index"], x)
+    def infer(a: np.ndarray) -> np.ndarray:
+        interp.set_tensor(inp["index"], a)
         interp.invoke()
         return interp.get_tensor(out_index)
+
+    def run() -> np.ndarray:
+        return infer(x)
 
     with captured_stderr_fd(log):
         run()
@@ -273,37 +293,67 @@ def load_litert(spec: Dict[str, Any], x: np.ndarray, xnnpack: bool) -> Loaded:
         if delegates or logged:
             raise RuntimeError("LiteRT applied a delegate despite BUILTIN_WITHOUT_DEFAULT_DELEGATES")
         check = f"no delegate: {n_ops} ops on LiteRT's builtin kernels"
-    return Loaded(run, importlib.metadata.version("ai-edge-litert"), check, {"check": check})
+    if spec["engine"] == "litert-int8":
+        types: Dict[str, int] = {}
+        for t in interp.get_tensor_details():
+            types[np.dtype(t["dtype"]).name] = types.get(np.dtype(t["dtype"]).name, 0) + 1
+        check = f"full int8 .tflite (tensors: {', '.join(f'{k} {v}' for k, v in sorted(types.items()))}); {check}"
+    return Loaded(run, importlib.metadata.version("ai-edge-litert"), check, {"check": check}, infer=infer)
 
 
-def load_openvino(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
-    import openvino as ov
-
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": spec["threads"], "PERFORMANCE_HINT": spec["openvino_hint"],
-              "INFERENCE_PRECISION_HINT": "f32"}
-    compiled = core.compile_model(core.read_model(spec["onnx"]), "CPU", config)
-    got = {k: str(compiled.get_property(k)) for k in
-           ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
-            "ENABLE_CPU_PINNING")}
-    # What the CPU plugin really executes: every op of the runtime graph reports its precision.
+def openvino_runtime_precisions(compiled: Any) -> Dict[str, int]:
+    """What the CPU plugin really executes: ops of the runtime graph counted by runtimePrecision."""
     precisions: Dict[str, int] = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
         p = rt["runtimePrecision"].astype(str) if "runtimePrecision" in rt else "?"
         precisions[p] = precisions.get(p, 0) + 1
+    return precisions
+
+
+def _ov_str(value: Any) -> str:
+    """An OpenVINO property as text: an element type as its short name (f32, bf16), not its repr."""
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
+def load_openvino(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
+    """openvino: our ONNX export forced to f32; openvino-default: the same without a precision
+    hint (whatever the CPU plugin picks); openvino-int8: the NNCF-quantised model (IR)."""
+    import openvino as ov
+
+    engine = spec["engine"]
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": spec["threads"], "PERFORMANCE_HINT": spec["openvino_hint"]}
+    if engine == "openvino":
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    path = spec["artifact"] if engine == "openvino-int8" else spec["onnx"]
+    compiled = core.compile_model(core.read_model(path), "CPU", config)
+    got = {k: _ov_str(compiled.get_property(k)) for k in
+           ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
+            "ENABLE_CPU_PINNING")}
+    precisions = openvino_runtime_precisions(compiled)
     low = sorted(p for p in precisions if p in ("bf16", "f16", "u8", "i8"))
-    if low:
+    if engine == "openvino" and low:
         raise RuntimeError(f"OpenVINO compiled some ops to {low} despite INFERENCE_PRECISION_HINT=f32: {precisions}")
+    if engine == "openvino-int8" and not {"u8", "i8"} & set(low):
+        raise RuntimeError(f"OpenVINO runs no op of the NNCF model in int8: {precisions}")
     request = compiled.create_infer_request()
     output = compiled.output("logits" if spec["num_classes"] else "features")
 
-    def run() -> np.ndarray:
-        return request.infer({0: x}, share_inputs=True)[output]
+    def infer(a: np.ndarray) -> np.ndarray:
+        return request.infer({0: a}, share_inputs=True)[output]
 
+    ops = ", ".join(f"{k} {v}" for k, v in sorted(precisions.items()))
+    if engine == "openvino":
+        what = f"f32 verified ({ops} ops)"
+    elif engine == "openvino-default":
+        what = f"no precision hint: runs as {got['INFERENCE_PRECISION_HINT']} ({ops} ops)"
+    else:
+        what = f"NNCF int8 model, inference precision {got['INFERENCE_PRECISION_HINT']} ({ops} ops)"
     note = (f"{got['PERFORMANCE_HINT']}, {got['NUM_STREAMS']} stream(s), {got['INFERENCE_NUM_THREADS']} thread(s), "
-            f"f32 verified ({', '.join(f'{k} {v}' for k, v in sorted(precisions.items()))} ops)")
-    return Loaded(run, ov.__version__.split("-")[0], note, {"properties": got, "runtime_precisions": precisions})
+            + what)
+    return Loaded(lambda: infer(x), ov.__version__.split("-")[0], note,
+                  {"properties": got, "runtime_precisions": precisions}, infer=infer)
 
 
 def build_torch_net(weights_path: str, torch_mode: str, example: Any) -> Callable[[Any], Any]:
@@ -370,16 +420,17 @@ def load_pytorch(spec: Dict[str, Any], x: np.ndarray) -> Loaded:
         xt = torch.from_numpy(x).permute(0, 3, 1, 2)
         net = build_torch_net(spec["weights"], mode, xt)
 
-    def run() -> np.ndarray:
+    def infer(a: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+            return net(torch.from_numpy(a).permute(0, 3, 1, 2)).numpy()
 
     info = {"mode": mode, "num_threads": torch.get_num_threads(),
             "num_interop_threads": torch.get_num_interop_threads(),
             "matmul_precision": torch.get_float32_matmul_precision(),
             "mkldnn": bool(torch.backends.mkldnn.is_available())}
     what = "eager, torch.nn.functional" if mode == "eager" else "jit trace+freeze+optimize_for_inference"
-    return Loaded(run, torch.__version__, f"{what}, channels-last, {torch.get_num_threads()} thread(s)", info)
+    return Loaded(lambda: infer(x), torch.__version__, f"{what}, channels-last, {torch.get_num_threads()} thread(s)",
+                  info, infer=infer)
 
 
 LOADERS: Dict[str, Callable[[Dict[str, Any], np.ndarray], Loaded]] = {
@@ -391,6 +442,9 @@ LOADERS: Dict[str, Callable[[Dict[str, Any], np.ndarray], Loaded]] = {
     "litert": lambda spec, x: load_litert(spec, x, xnnpack=True),
     "litert-builtin": lambda spec, x: load_litert(spec, x, xnnpack=False),
     "openvino": load_openvino,
+    "openvino-default": load_openvino,
+    "openvino-int8": load_openvino,
+    "litert-int8": lambda spec, x: load_litert(spec, x, xnnpack=True),
     "pytorch": load_pytorch,
 }
 
@@ -447,6 +501,26 @@ def python_overhead(model: Any, x: np.ndarray, pairs: int, warmup: int) -> Dict[
     return {"call": what, **out}
 
 
+def evaluate(eng: Loaded, path: str, batch: int) -> Dict[str, List[Any]]:
+    """Top-1 class and top softmax probability of each image of the ``.npy`` at ``path``, through
+    the engine's own call at the worker's batch size (the last batch padded with copies of its
+    first image, whose results are dropped)."""
+    if eng.infer is None:
+        raise RuntimeError("this engine cannot run other inputs")
+    images = np.load(path)
+    logits = []
+    for i in range(0, len(images), batch):
+        chunk = images[i:i + batch]
+        n = len(chunk)
+        if n < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch - n, axis=0)])
+        logits.append(np.asarray(eng.infer(np.ascontiguousarray(chunk)), np.float64)[:n])
+    z = np.concatenate(logits)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return {"top1": [int(v) for v in z.argmax(axis=1)], "top_prob": [float(v) for v in p.max(axis=1)]}
+
+
 def worker_main() -> int:
     proto: IO[str] = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by a library goes to stderr, never into the protocol
@@ -461,11 +535,12 @@ def worker_main() -> int:
     try:
         eng = LOADERS[spec["engine"]](spec, x)
         out = np.ascontiguousarray(np.asarray(eng.run()), dtype=np.float32)
+        evaluated = evaluate(eng, spec["eval"], spec["batch"]) if spec.get("eval") else None
     except Exception as e:  # report any setup failure to the driver, which skips this engine
         reply({"ok": False, "error": f"{type(e).__name__}: {e}"})
         return 1
     reply({"ok": True, "version": eng.version, "note": eng.note, "info": eng.info, "shape": list(out.shape),
-           "output": base64.b64encode(out.tobytes()).decode("ascii")})
+           "output": base64.b64encode(out.tobytes()).decode("ascii"), "eval": evaluated})
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "exit":
@@ -582,23 +657,68 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
         if not os.path.isfile(args.tflite):
             raise SystemExit(f"--tflite {args.tflite}: no such file")
         return os.path.abspath(args.tflite)
+    return built_tflite(args.tf_python, weights_path)
+
+
+# ==================================================================================================
+# Reduced-precision models, built once in the driver (bench/int8_peers.py uses the same functions)
+# and cached in bench/.cache/ under a key of everything they depend on (the model file, the
+# calibration images, the library versions, this builder), so a change of any gives a new file.
+# ==================================================================================================
+
+INT8_BUILD = "1"  # part of the keys below: bump it when a builder changes what it writes
+ORT_CALIBRATE_METHODS = ("MinMax", "Percentile", "Entropy", "Distribution")
+
+
+def _cache_file(name: str, parts: List[str], ext: str) -> str:
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return os.path.join(CACHE_DIR, f"{name}-{key}{ext}")
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes() + str((a.dtype, a.shape)).encode()).hexdigest()
+
+
+def _chunks(calibration: np.ndarray, chunk: int) -> List[np.ndarray]:
+    """The calibration images in batches of ``chunk`` (a fixed-batch model's batch size; a
+    remainder smaller than a batch is left out)."""
+    if len(calibration) < chunk:
+        raise ValueError(f"{len(calibration)} calibration images do not fill one batch of {chunk}")
+    return [np.ascontiguousarray(calibration[i:i + chunk]) for i in range(0, len(calibration) - chunk + 1, chunk)]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def built_tflite(tf_python: Optional[str], weights_path: str, calibration: Optional[str] = None) -> Optional[str]:
+    """A cached or freshly built .tflite of the weights (bench/make_tflite.py under TensorFlow):
+    float32, or full int8 calibrated on the images of the ``calibration`` .npy; None (with a
+    message) when it must be built and there is no TensorFlow python."""
     from mobilenet_fast.weights import file_sha256
 
-    key = hashlib.sha256((file_sha256(weights_path) + file_sha256(MAKE_TFLITE)).encode()).hexdigest()[:16]
-    stem = os.path.splitext(os.path.basename(weights_path))[0]
+    parts = file_sha256(weights_path) + file_sha256(MAKE_TFLITE)
+    if calibration:
+        parts += "int8" + file_sha256(calibration)
+    key = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    stem = os.path.splitext(os.path.basename(weights_path))[0] + ("-int8" if calibration else "")
     cached = os.path.join(CACHE_DIR, f"{stem}-{key}.tflite")
+    what = "int8 tflite" if calibration else "tflite"
     if os.path.isfile(cached):
-        print(f"tflite: using cached {os.path.relpath(cached)}", file=sys.stderr)
+        _log(f"{what}: using cached {os.path.relpath(cached)}")
         return cached
-    tf_python = args.tf_python or os.environ.get("MOBILENET_FAST_TF_PYTHON")
+    tf_python = tf_python or os.environ.get("MOBILENET_FAST_TF_PYTHON")
     if not tf_python:
-        print("skipping LiteRT: no .tflite for these weights; pass --tflite PATH, or a Python with TensorFlow "
-              "as --tf-python PATH or MOBILENET_FAST_TF_PYTHON=PATH to build one with bench/make_tflite.py",
-              file=sys.stderr)
+        _log(f"skipping LiteRT{' int8' if calibration else ''}: no {what} for these weights"
+             f"{' and calibration images' if calibration else ''}; pass "
+             f"{'' if calibration else '--tflite PATH, or '}a Python with TensorFlow as --tf-python PATH or "
+             "MOBILENET_FAST_TF_PYTHON=PATH to build one with bench/make_tflite.py")
         return None
     os.makedirs(CACHE_DIR, exist_ok=True)
     cmd = [tf_python, MAKE_TFLITE, cached, "--weights", weights_path]
-    print(f"tflite: building {os.path.relpath(cached)} with {tf_python} ...", file=sys.stderr)
+    if calibration:
+        cmd += ["--int8", "--calibration", calibration]
+    _log(f"{what}: building {os.path.relpath(cached)} with {tf_python} ...")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -607,8 +727,101 @@ def tflite_path(args: argparse.Namespace, weights_path: str) -> Optional[str]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"bench/make_tflite.py failed (exit {proc.returncode}): {' '.join(cmd)}")
-    print(f"tflite: {proc.stdout.strip()}", file=sys.stderr)
+    _log(f"{what}: {proc.stdout.strip()}")
     return cached
+
+
+def ours_int8_model(weights_path: str, calibration: np.ndarray, name: str) -> str:
+    """Our weights quantised by ``mobilenet_fast.quantize`` at its defaults on the calibration
+    images, saved as our int8 ``.safetensors``; cached (the quantiser takes a minute or two)."""
+    import mobilenet_fast as mf
+    from mobilenet_fast import qweights, quantization
+    from mobilenet_fast.weights import file_sha256
+
+    out = _cache_file(f"{name}-ours-int8", [INT8_BUILD, "ours", file_sha256(weights_path), _array_sha256(calibration),
+                      mf.__version__, file_sha256(quantization.__file__), file_sha256(qweights.__file__)],
+                      ".safetensors")
+    if os.path.isfile(out):
+        _log(f"mobilenet-fast int8: using cached {os.path.relpath(out)}")
+        return out
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    t = time.time()
+    part = out[:-len(".safetensors")] + ".part.safetensors"
+    mf.quantize(mf.load(weights_path, threads=1), calibration).save(part)
+    os.replace(part, out)
+    _log(f"mobilenet-fast int8: quantised into {os.path.relpath(out)} in {time.time() - t:.0f} s")
+    return out
+
+
+def ort_int8_model(onnx_path: str, calibration: np.ndarray, chunk: int, name: str,
+                   method: str = "MinMax", reduce_range: bool = False) -> str:
+    """The ONNX model quantised by onnxruntime's ``quantize_static``: QDQ, per-channel int8
+    weights, uint8 activations, calibration method ``method`` (MinMax is its default) on the
+    calibration images fed ``chunk`` at a time; ``reduce_range``: 7-bit weights (its documented
+    remedy for the int16 saturation of u8s8 products on x86 CPUs without VNNI); cached."""
+    import onnxruntime
+    from mobilenet_fast.weights import file_sha256
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    if method not in ORT_CALIBRATE_METHODS:
+        raise ValueError(f"calibrate_method {method!r}: choose from {', '.join(ORT_CALIBRATE_METHODS)}")
+    tag = method + (", reduce_range" if reduce_range else "")
+    out = _cache_file(f"{name}-ort-{method.lower()}{'-rr' if reduce_range else ''}",
+                      [INT8_BUILD, "ort", file_sha256(onnx_path), _array_sha256(calibration), str(chunk), method,
+                       str(reduce_range), onnxruntime.__version__], ".onnx")
+    if os.path.isfile(out):
+        _log(f"onnxruntime int8 ({tag}): using cached {os.path.relpath(out)}")
+        return out
+    items = iter([{"input": c} for c in _chunks(calibration, chunk)])
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            return next(items, None)
+
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    t = time.time()
+    part = out[:-len(".onnx")] + ".part.onnx"
+    quantize_static(onnx_path, part, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod[method])
+    os.replace(part, out)
+    _log(f"onnxruntime int8 ({tag}): built {os.path.relpath(out)} in {time.time() - t:.0f} s")
+    return out
+
+
+def openvino_int8_model(onnx_path: str, calibration: np.ndarray, chunk: int, name: str,
+                        overflow_fix: Optional[str] = None, fast_bias_correction: bool = True) -> str:
+    """The ONNX model read by OpenVINO and quantised by ``nncf.quantize`` at its defaults (preset
+    PERFORMANCE: symmetric int8 weights per channel and activations, fast bias correction) on all
+    calibration images, fed ``chunk`` at a time; saved as OpenVINO IR (.xml + .bin), cached.
+    ``overflow_fix`` ("enable", "first_layer_only", "disable"; None: NNCF's default) and
+    ``fast_bias_correction=False`` (the full BiasCorrection) are NNCF's documented options."""
+    import nncf
+    import openvino as ov
+    from mobilenet_fast.weights import file_sha256
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    suffix = (f"-of_{overflow_fix}" if overflow_fix else "") + ("" if fast_bias_correction else "-bc")
+    out = _cache_file(f"{name}-nncf{suffix}", [INT8_BUILD, "nncf", file_sha256(onnx_path), _array_sha256(calibration),
+                      str(chunk), str(overflow_fix), str(fast_bias_correction), ov.__version__, nncf.__version__],
+                      ".xml")
+    if os.path.isfile(out) and os.path.isfile(out[:-len(".xml")] + ".bin"):
+        _log(f"openvino int8{suffix}: using cached {os.path.relpath(out)}")
+        return out
+    items = _chunks(calibration, chunk)
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    t = time.time()
+    options: Dict[str, Any] = {"subset_size": len(items), "fast_bias_correction": fast_bias_correction}
+    if overflow_fix:
+        options["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix))
+    quantized = nncf.quantize(ov.Core().read_model(onnx_path), nncf.Dataset(items), **options)
+    part = out[:-len(".xml")] + ".part"
+    ov.save_model(quantized, part + ".xml", compress_to_fp16=False)
+    os.replace(part + ".bin", out[:-len(".xml")] + ".bin")
+    os.replace(part + ".xml", out)
+    _log(f"openvino int8{suffix}: built {os.path.relpath(out)} with NNCF {nncf.__version__} in {time.time() - t:.0f} s")
+    return out
 
 
 def _int_list(text: str) -> List[int]:
@@ -659,9 +872,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tflite-builtin", action="store_true",
                     help="also time LiteRT without XNNPACK (its builtin kernels), for reference")
     ap.add_argument("--precision", choices=["float32", "int8"], default="float32",
-                    help="int8: also run our int8 network and onnxruntime's quantize_static model, both calibrated "
-                         f"on the same {CALIBRATION_CROPS} crops of the example photos (ratios stay against our "
-                         "float32; the max|diff| column then shows the quantisation error)")
+                    help="int8: also run the reduced-precision engines " + ", ".join(INT8_ENGINES) + ": our int8 "
+                         "network, onnxruntime's quantize_static model (QDQ), the NNCF-quantised OpenVINO model and a "
+                         "full-int8 .tflite (needs --tf-python once; cached), all calibrated on the same "
+                         f"{CALIBRATION_CROPS} crops of the example photos, and OpenVINO at its default inference "
+                         "precision (ratios stay against our float32; the max|diff| column then shows the "
+                         "quantisation error); drop some with --skip")
+    ap.add_argument("--skip", type=_engine_list, default=[], metavar="E[,E...]",
+                    help="engines not to run, e.g. --skip litert-int8 (applied after --engines and --precision)")
+    ap.add_argument("--agreement", type=int, default=0, metavar="N",
+                    help="also measure each engine's top-1 agreement with our float32 on the first N evaluation "
+                         "crops of bench/int8_accuracy.py (real photos; needs scikit-image, scikit-learn, "
+                         f"matplotlib); the calibrated engines then use its {PHOTO_CALIBRATION_CROPS} calibration "
+                         "crops (other photos) instead of the example photos, as bench/int8_peers.py does "
+                         "(0: off, the default; 256: that script's set)")
     ap.add_argument("--baseline", metavar="DIR",
                     help="also run the mobilenet_fast package installed in DIR (e.g. `pip install --no-deps "
                          "--target DIR <checkout of another commit>`) as engine 'baseline', interleaved with "
@@ -674,10 +898,11 @@ def select_engines(args: argparse.Namespace) -> List[str]:
     keys = ["ours"] + [k for k in args.engines if k != "ours"]  # ours is the reference: always first
     if args.tflite_builtin and "litert-builtin" not in keys:
         keys.append("litert-builtin")
-    if args.no_tflite:
-        keys = [k for k in keys if not k.startswith("litert")]
     if args.precision == "int8":
         keys += [k for k in INT8_ENGINES if k not in keys]
+    if args.no_tflite:
+        keys = [k for k in keys if not k.startswith("litert")]
+    keys = [k for k in keys if k == "ours" or k not in args.skip]
     if args.baseline and "baseline" not in keys:
         keys.insert(1, "baseline")
     if not args.baseline and "baseline" in keys:
@@ -694,15 +919,18 @@ def select_engines(args: argparse.Namespace) -> List[str]:
 
 
 def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, Any], threads: int,
-               batch: int) -> Dict[str, Any]:
-    """All rounds of one (threads, batch) configuration; prints its table and returns its record."""
+               batch: int, evals: Dict[str, Dict[str, List[Any]]]) -> Dict[str, Any]:
+    """All rounds of one (threads, batch) configuration; prints its table and returns its record.
+    With --agreement, an engine not yet in ``evals`` runs the evaluation crops and is added."""
     title = config_name(threads, batch)
     print(f"\n=== {title} === (load average {_load_average()})", flush=True)
     results = {k: Result(k, ENGINES[k][0]) for k in keys}
     live: Dict[str, Worker] = {}
 
     def spec_for(key: str) -> Dict[str, Any]:
-        return dict(base_spec, engine=key, threads=threads, batch=batch, onnx=base_spec["onnx"][batch])
+        return dict(base_spec, engine=key, threads=threads, batch=batch, onnx=base_spec["onnx"][batch],
+                    artifact=base_spec["artifacts"].get(key, {}).get(batch),
+                    eval=base_spec["eval"] if key not in evals else None)
 
     def start(key: str) -> Optional[Worker]:
         r = results[key]
@@ -715,6 +943,8 @@ def run_config(args: argparse.Namespace, keys: List[str], base_spec: Dict[str, A
         if not r.version:
             r.version, r.note, r.info = w.hello["version"], w.hello["note"], w.hello["info"]
             r.info["output"] = w.output
+        if w.hello.get("eval") and key not in evals:
+            evals[key] = w.hello["eval"]
         return w
 
     try:
@@ -817,7 +1047,8 @@ def ratios(r: Result, ref: Result) -> List[float]:
 def print_config_table(args: argparse.Namespace, title: str, batch: int, ok: List[Result], ref: Result) -> None:
     print(f"\n{title}: {args.rounds} rounds x {args.runs} timed runs (+{args.warmup} warm-up) per engine; "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
-    header = (f"{'engine':<16}{'version':<18}{'median ms':>10}{'min ms':>9}{'img/s':>8}{'CPU/wall':>9}"
+    nw = max(16, *(len(r.name) + 2 for r in ok))
+    header = (f"{'engine':<{nw}}{'version':<18}{'median ms':>10}{'min ms':>9}{'img/s':>8}{'CPU/wall':>9}"
               f"   {'ours/peer per round':<21}{'max|diff|':>9}")
     print(header)
     print("-" * len(header))
@@ -825,7 +1056,7 @@ def print_config_table(args: argparse.Namespace, title: str, batch: int, ok: Lis
         version = f"{r.version} ({r.info.get('isa', '')})" if r is ref else r.version
         rr = " ".join(f"{v:.2f}" for v in ratios(r, ref)) if r is not ref else ""
         diff = f"{r.diff:.1e}" if r.diff is not None else ""
-        print(f"{r.name:<16}{version:<18}{r.median:>10.2f}{min(r.times):>9.2f}{batch * 1e3 / r.median:>8.1f}"
+        print(f"{r.name:<{nw}}{version:<18}{r.median:>10.2f}{min(r.times):>9.2f}{batch * 1e3 / r.median:>8.1f}"
               f"{r.busy:>9.2f}   {rr:<21}{diff:>9}")
     for r in ok:
         if r.note and r is not ref:
@@ -844,14 +1075,46 @@ def engine_record(r: Result, ref: Result, batch: int) -> Dict[str, Any]:
     return rec
 
 
-def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
+def agreement_table(evals: Dict[str, Dict[str, List[Any]]]) -> Dict[str, Dict[str, Any]]:
+    """Top-1 agreement of every evaluated engine with our float32 ("ours"), overall and on the
+    crops where our float32 is confident (top probability >= 0.5)."""
+    ref = evals.get("ours")
+    if not ref:
+        return {}
+    ref_top1 = np.array(ref["top1"])
+    confident = np.array(ref["top_prob"]) >= 0.5
+    out = {}
+    for key, ev in evals.items():
+        same = np.array(ev["top1"]) == ref_top1
+        out[key] = {"images": int(len(same)), "confident_images": int(confident.sum()),
+                    "top1_agreement": float(same.mean()),
+                    "confident_agreement": float(same[confident].mean()) if confident.any() else float("nan")}
+    return out
+
+
+def _best(c: Dict[str, Any], ours_key: str, peer_keys: List[str], field: str) -> Tuple[str, str]:
+    """(best peer's name, ours / best peer time) of one configuration, '-' where missing."""
+    ours = next((e for e in c["engines"] if e["key"] == ours_key and "median_ms" in e), None)
+    peers = [e for e in c["engines"] if e["key"] in peer_keys and "median_ms" in e]
+    if not ours or not peers:
+        return "-", "-"
+    best = min(peers, key=lambda e: e["median_ms"])
+    c[f"best_{field}"] = best["engine"]
+    c[f"{ours_key.replace('-', '_')}_over_best_{field}"] = ours["median_ms"] / best["median_ms"]
+    return best["engine"], f"{ours['median_ms'] / best['median_ms']:.2f}"
+
+
+def print_summary(configs: List[Dict[str, Any]], keys: List[str],
+                  agreements: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
     print("\nSummary: batch 1 -> median latency in ms, batch > 1 -> throughput in img/s (batch / median)")
     cols = [(c, f"{c['threads']}thr b{c['batch']} " + ("ms" if c["batch"] == 1 else "img/s")) for c in configs]
-    width = max(13, *(len(h) + 2 for _, h in cols))
-    print(f"{'engine':<22}" + "".join(f"{h:>{width}}" for _, h in cols))
-    print("-" * (22 + width * len(cols)))
-    names = [ENGINES[k][0] for k in keys]
-    for name in names:
+    width = max(13, *(len(h) + 2 for _, h in cols), *(len(ENGINES[k][0]) + 2 for k in keys if k in INT8_ENGINES))
+    agreements = agreements or {}
+    agr_head = f"{'top-1 agreement (conf.)':>26}" if agreements else ""
+    print(f"{'engine':<22}" + "".join(f"{h:>{width}}" for _, h in cols) + agr_head)
+    print("-" * (22 + width * len(cols) + len(agr_head)))
+    for key in keys:
+        name = ENGINES[key][0]
         cells = []
         for c, _ in cols:
             e = next((e for e in c["engines"] if e["engine"] == name), None)
@@ -859,11 +1122,19 @@ def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
                 cells.append("-")
             else:
                 cells.append(f"{e['median_ms']:.2f}" if c["batch"] == 1 else f"{e['images_per_s']:.1f}")
-        print(f"{name:<22}" + "".join(f"{v:>{width}}" for v in cells))
-    best_row, ratio_row, base_row = [], [], []
+        agr = ""
+        if agreements:
+            a = agreements.get(key)
+            agr = ("reference" if key == "ours" else
+                   f"{100 * a['top1_agreement']:.1f}% ({100 * a['confident_agreement']:.1f}%)" if a else "-")
+            agr = f"{agr:>26}"
+        print(f"{name:<22}" + "".join(f"{v:>{width}}" for v in cells) + agr)
+    float_peers = [k for k in keys if k not in ("ours", "baseline") and k not in INT8_ENGINES]
+    int8_peers = [k for k in keys if k in INT8_ENGINES and k != "ours-int8"]
+    rows = {"best peer": [], "ours/best peer (time)": [], "best int8 peer": [], "ours int8/best (time)": []}
+    base_row = []
     for c, _ in cols:
         ours = next((e for e in c["engines"] if e["engine"] == OURS and "median_ms" in e), None)
-        peers = [e for e in c["engines"] if e["key"] not in ("ours", "baseline") and "median_ms" in e]
         base = next((e for e in c["engines"] if e["key"] == "baseline" and "median_ms" in e), None)
         if ours and base:
             c["ours_over_baseline"] = ours["median_ms"] / base["median_ms"]
@@ -871,22 +1142,68 @@ def print_summary(configs: List[Dict[str, Any]], keys: List[str]) -> None:
             base_row.append(f"{c['ours_over_baseline']:.3f} ({c['ours_over_baseline_min']:.3f})")
         else:
             base_row.append("-")
-        if not ours or not peers:
-            best_row.append("-")
-            ratio_row.append("-")
-            continue
-        best = min(peers, key=lambda e: e["median_ms"])
-        c["best_peer"] = best["engine"]
-        c["ours_over_best_peer"] = ours["median_ms"] / best["median_ms"]
-        best_row.append(best["engine"])
-        ratio_row.append(f"{c['ours_over_best_peer']:.2f}")
-    print(f"{'best peer':<22}" + "".join(f"{v:>{width}}" for v in best_row))
-    print(f"{'ours/best peer (time)':<22}" + "".join(f"{v:>{width}}" for v in ratio_row))
-    print("(ours/best peer < 1: mobilenet-fast is faster; ratio of median times per call)")
+        best, ratio = _best(c, "ours", float_peers, "peer")
+        rows["best peer"].append(best)
+        rows["ours/best peer (time)"].append(ratio)
+        best, ratio = _best(c, "ours-int8", int8_peers, "int8_peer")
+        rows["best int8 peer"].append(best)
+        rows["ours int8/best (time)"].append(ratio)
+    for label in ("best peer", "ours/best peer (time)"):
+        print(f"{label:<22}" + "".join(f"{v:>{width}}" for v in rows[label]))
+    print("(ours/best peer < 1: mobilenet-fast is faster; ratio of median times per call; float32 peers only)")
+    if "ours-int8" in keys and int8_peers:
+        for label in ("best int8 peer", "ours int8/best (time)"):
+            print(f"{label:<22}" + "".join(f"{v:>{width}}" for v in rows[label]))
+        print("(ours int8 against the fastest reduced-precision peer: " + ", ".join(ENGINES[k][0] for k in int8_peers)
+              + ")")
+    if agreements:
+        a = next(iter(agreements.values()))
+        print(f"(top-1 agreement with our float32 on {a['images']} evaluation crops of real photos, in brackets "
+              f"on the {a['confident_images']} where our float32 is confident (top probability >= 0.5); "
+              "measured once per engine, in its first configuration)")
     if any(v != "-" for v in base_row):
         print(f"{'ours/baseline':<22}" + "".join(f"{v:>{width}}" for v in base_row))
         print("(ours/baseline: median time ratio, in brackets the ratio of the minimum times; the baseline is "
               "the build in --baseline, not a peer)")
+
+
+def photo_crops(cfg: Any, n_eval: int) -> Tuple[np.ndarray, np.ndarray]:
+    """bench/int8_accuracy.py's calibration crops and its first ``n_eval`` evaluation crops, with
+    the seeds of bench/int8_peers.py's defaults."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    from int8_accuracy import CALIBRATION, EVALUATION, crops
+
+    args = (cfg.resolution, cfg.input_mean, cfg.input_std)
+    return (crops(CALIBRATION, PHOTO_CALIBRATION_CROPS, *args, PHOTO_SEED),
+            crops(EVALUATION, n_eval, *args, PHOTO_SEED + 1))
+
+
+def build_artifacts(args: argparse.Namespace, keys: List[str], weights_path: str,
+                    onnx_paths: Dict[int, Optional[str]], calibration: Optional[str]
+                    ) -> Tuple[List[str], Dict[str, Dict[int, str]]]:
+    """The models of the calibrated peers, per batch size (built or from the cache); an engine
+    whose model cannot be made is skipped with a message."""
+    artifacts: Dict[str, Dict[int, str]] = {}
+    stem = os.path.splitext(os.path.basename(weights_path))[0]
+    for key in [k for k in keys if k in CALIBRATED_ENGINES]:
+        assert calibration is not None
+        try:
+            if key == "ours-int8":
+                path = ours_int8_model(weights_path, np.load(calibration), stem)
+                artifacts[key] = {b: path for b in args.batch}
+                continue
+            if key == "litert-int8":
+                path = built_tflite(args.tf_python, weights_path, calibration)
+                if path is not None:
+                    artifacts[key] = {b: path for b in args.batch}
+                continue
+            cal = np.load(calibration)
+            build = ort_int8_model if key == "onnxruntime-int8" else openvino_int8_model
+            artifacts[key] = {b: build(str(onnx_paths[b]), cal, b, f"{stem}_b{b}") for b in args.batch}
+        except Exception as e:  # a peer's library failing on our model skips that peer only
+            _log(f"skipping {ENGINES[key][0]}: building its model failed: {type(e).__name__}: {e}")
+    return [k for k in keys if k not in CALIBRATED_ENGINES or k in artifacts], artifacts
 
 
 def main() -> int:
@@ -895,8 +1212,8 @@ def main() -> int:
     for opt in ("runs", "rounds"):
         if getattr(args, opt) < 1:
             ap.error(f"--{opt} must be >= 1")
-    if args.warmup < 0 or args.overhead_pairs < 0:
-        ap.error("--warmup and --overhead-pairs must be >= 0")
+    if args.warmup < 0 or args.overhead_pairs < 0 or args.agreement < 0:
+        ap.error("--warmup, --overhead-pairs and --agreement must be >= 0")
 
     import mobilenet_fast as mf
 
@@ -917,43 +1234,57 @@ def main() -> int:
             weights_path = os.path.join(tmp, os.path.splitext(os.path.basename(args.weights))[0] + ".safetensors")
             mf.save_weights(weights_path, weight_set)
         tfl = None
-        if any(k.startswith("litert") for k in keys):
+        if any(k in ("litert", "litert-builtin") for k in keys):
             tfl = tflite_path(args, weights_path)
             if tfl is None:
-                keys = [k for k in keys if not k.startswith("litert")]
+                keys = [k for k in keys if k not in ("litert", "litert-builtin")]
         onnx_paths: Dict[int, Optional[str]] = {b: None for b in args.batch}
-        calibration = None
-        if any(k in INT8_ENGINES for k in keys):
+        calibration = eval_path = None
+        if args.agreement:
+            cal_images, eval_images = photo_crops(cfg, args.agreement)
+            eval_path = os.path.join(tmp, "evaluation.npy")
+            np.save(eval_path, eval_images)
+        if any(k in CALIBRATED_ENGINES for k in keys):
             calibration = os.path.join(tmp, "calibration.npy")
-            np.save(calibration, calibration_crops(cfg))
-        if any(k in ("onnxruntime", "openvino", "onnxruntime-int8") for k in keys):
+            np.save(calibration, cal_images if args.agreement else calibration_crops(cfg))
+        stem = os.path.splitext(os.path.basename(weights_path))[0]
+        if any(k in ("onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8", "openvino-default")
+               for k in keys):
             from mobilenet_fast.export_onnx import export_onnx
 
             for b in args.batch:  # a fixed batch size, like every other engine gets
-                onnx_paths[b] = os.path.join(tmp, f"model_b{b}.onnx")
+                onnx_paths[b] = os.path.join(tmp, f"{stem}_b{b}.onnx")
                 export_onnx(weight_set, onnx_paths[b], fold_bn=True, batch=b)
+        keys, artifacts = build_artifacts(args, keys, weights_path, onnx_paths, calibration)
         base_spec = {"weights": weights_path, "tflite": tfl, "onnx": onnx_paths, "height": h, "width": w,
                      "num_classes": cfg.num_classes, "torch_mode": args.torch_mode,
                      "openvino_hint": args.openvino_hint,
                      "baseline": os.path.abspath(args.baseline) if args.baseline else None,
-                     "calibration": calibration}
+                     "calibration": calibration, "artifacts": artifacts, "eval": eval_path}
         print(f"MobileNetV1 alpha {cfg.alpha:g}, {h}x{w}, {cfg.num_classes} classes, padding {cfg.padding}; "
               f"engines: {', '.join(ENGINES[k][0] for k in keys)}; isolation: {args.isolation}; "
               f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
-        configs = [run_config(args, keys, base_spec, t, b) for t in args.threads for b in args.batch]
+        if calibration:
+            print(f"int8 calibration: {len(np.load(calibration))} crops of "
+                  + ("bench/int8_accuracy.py's calibration photos" if args.agreement else "examples/*.png"), flush=True)
+        evals: Dict[str, Dict[str, List[Any]]] = {}
+        configs = [run_config(args, keys, base_spec, t, b, evals) for t in args.threads for b in args.batch]
 
-    print_summary(configs, keys)
+    agreements = agreement_table(evals)
+    print_summary(configs, keys, agreements)
     if args.json:
         doc = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "model": {"alpha": cfg.alpha, "resolution": [h, w], "num_classes": cfg.num_classes,
                       "padding": cfg.padding, "weights": args.weights or "shipped"},
             "settings": {k: getattr(args, k) for k in ("runs", "warmup", "rounds", "threads", "batch", "engines",
-                                                       "isolation", "overhead_pairs", "torch_mode", "openvino_hint")},
+                                                       "isolation", "overhead_pairs", "torch_mode", "openvino_hint",
+                                                       "precision", "skip", "agreement")},
             "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
                         "python": platform.python_version(), "numpy": np.__version__,
                         "load_average_end": _load_average()},
             "configs": configs,
+            "agreement": agreements or None,
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)

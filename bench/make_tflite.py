@@ -1,8 +1,10 @@
-"""Build a float32 TFLite model from a mobilenet-fast ``.safetensors`` file (for bench/e2e.py).
+"""Build a float32 or full-int8 TFLite model from a mobilenet-fast ``.safetensors`` file (for
+bench/e2e.py and bench/int8_peers.py).
 
 Run it with a Python that has TensorFlow (kept out of our package's environment on purpose):
 
     /path/to/tf/python bench/make_tflite.py OUT.tflite [--weights W.safetensors]
+    /path/to/tf/python bench/make_tflite.py OUT.tflite --int8 --calibration CAL.npy [--weights W]
 
 The network is rebuilt here from the tensors alone, without importing mobilenet_fast, so the
 benchmark's peer does not depend on our code: BatchNorm is folded exactly as our runner does it
@@ -11,6 +13,16 @@ for ``tf_same``; explicit 1-pixel pads and "VALID" for ``symmetric``), every con
 ReLU6, then a mean over H and W and the dense classifier (absent when num_classes = 0). The input
 is NHWC float32 with the fixed shape [1, H, W, 3]; the conversion uses no quantisation and no
 optimisations, so the .tflite holds the same float32 weights our engine runs.
+
+``--int8`` makes a full-integer model instead: TFLiteConverter's post-training quantisation
+(``optimizations = [Optimize.DEFAULT]``, ``supported_ops = [TFLITE_BUILTINS_INT8]``, so the
+conversion fails rather than leave an op in float) with ``representative_dataset`` = the images
+of ``--calibration`` (a ``.npy`` of normalised float32 NHWC images ``[N, H, W, 3]``, fed one at a
+time): int8 weights (per output channel for the convolutions) and int8 activations. The input
+and output stay float32 (a QUANTIZE op after the input, a DEQUANTIZE op before the output), so
+the model takes the same images and gives the same logits as every other engine. The check
+then reports the top-1 agreement of the int8 model with the float32 tf.function on the
+calibration images and the tensor types of the converted model.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import json
 import os
 import sys
 import warnings
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -71,7 +83,18 @@ def build_layers(t: Dict[str, np.ndarray], eps: float) -> List[Tuple[str, int, n
     return layers
 
 
-def make_tflite(weights: str, out: str) -> None:
+def load_calibration(path: str, h: int, w: int) -> np.ndarray:
+    """The ``--calibration`` images: float32 ``[N, h, w, 3]``, N >= 1, all finite."""
+    cal = np.load(path)
+    if cal.dtype != np.float32 or cal.ndim != 4 or tuple(cal.shape[1:]) != (h, w, 3) or not len(cal):
+        raise SystemExit(f"{path}: expected float32 images [N, {h}, {w}, 3], got {cal.dtype} {list(cal.shape)}")
+    if not np.all(np.isfinite(cal)):
+        raise SystemExit(f"{path}: the calibration images contain NaN or Inf")
+    return cal
+
+
+def make_tflite(weights: str, out: str, calibration: Optional[str] = None) -> None:
+    """Write the .tflite; float32, or full int8 calibrated on ``calibration`` (a .npy path)."""
     import tensorflow as tf
 
     t, meta = read_weights(weights)
@@ -81,6 +104,7 @@ def make_tflite(weights: str, out: str) -> None:
         raise SystemExit(f"{weights}: unknown padding convention {padding!r}")
     layers = build_layers(t, float(meta["bn_epsilon"]))  # type: ignore[arg-type]
     num_classes = int(meta["num_classes"])  # type: ignore[call-overload]
+    cal = load_calibration(calibration, h, w) if calibration else None
     consts = [(tf.constant(wt), tf.constant(b)) for _, _, wt, b in layers]
     if num_classes:
         fc_w, fc_b = tf.constant(t["classifier.weight"]), tf.constant(t["classifier.bias"])
@@ -107,34 +131,60 @@ def make_tflite(weights: str, out: str) -> None:
     module = tf.Module()
     module.forward = forward
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
-    converter.optimizations = []                      # float32 as is: no quantisation
-    converter.target_spec.supported_types = [tf.float32]
+    if cal is None:
+        converter.optimizations = []                      # float32 as is: no quantisation
+        converter.target_spec.supported_types = [tf.float32]
+    else:
+        def representative() -> Iterator[List[np.ndarray]]:
+            for i in range(len(cal)):
+                yield [cal[i:i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # inference_input_type / inference_output_type stay float32: QUANTIZE / DEQUANTIZE ops at
+        # the two ends, as our int8 engine quantises its float input and returns float logits.
     blob = converter.convert()
 
-    # Sanity check with TF's own interpreter (deprecated there, hence optional) on a random input.
-    x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
-    ref = fn(tf.constant(x)).numpy()
+    # Sanity check with TF's own interpreter (deprecated there, hence optional): float32 against
+    # the tf.function on a random input; int8 by top-1 agreement on the calibration images.
     check = "not checked (tf.lite.Interpreter unavailable)"
     if hasattr(tf.lite, "Interpreter"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its deprecation notice
             interp = tf.lite.Interpreter(model_content=blob)
         interp.allocate_tensors()
-        interp.set_tensor(interp.get_input_details()[0]["index"], x)
-        interp.invoke()
-        got = interp.get_tensor(interp.get_output_details()[0]["index"])
-        diff = float(np.abs(got - ref).max())
-        if not diff < 1e-3:
-            raise SystemExit(f"converted model disagrees with the tf.function: max |diff| = {diff:.2e}")
-        check = f"{diff:.1e}"
+        inp, outp = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
 
+        def run(x: np.ndarray) -> np.ndarray:
+            interp.set_tensor(inp, x)
+            interp.invoke()
+            return np.array(interp.get_tensor(outp))
+
+        if cal is None:
+            x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
+            diff = float(np.abs(run(x) - fn(tf.constant(x)).numpy()).max())
+            if not diff < 1e-3:
+                raise SystemExit(f"converted model disagrees with the tf.function: max |diff| = {diff:.2e}")
+            check = f"max |tflite - tf.function| = {diff:.1e}"
+        else:
+            got = np.concatenate([run(cal[i:i + 1]) for i in range(len(cal))])
+            ref = np.concatenate([fn(tf.constant(cal[i:i + 1])).numpy() for i in range(len(cal))])
+            same = float((got.argmax(axis=1) == ref.argmax(axis=1)).mean()) if num_classes else float("nan")
+            types: Dict[str, int] = {}
+            for t_ in interp.get_tensor_details():
+                name = np.dtype(t_["dtype"]).name
+                types[name] = types.get(name, 0) + 1
+            check = (f"int8 vs tf.function on the {len(cal)} calibration images: top-1 agreement "
+                     f"{100 * same:.1f}%, max |logit diff| {float(np.abs(got - ref).max()):.2f}; tensors "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
     tmp = out + ".part"
     with open(tmp, "wb") as f:
         f.write(blob)
     os.replace(tmp, out)
-    print(f"wrote {out} ({len(blob) / 1e6:.1f} MB): MobileNetV1 alpha={meta['alpha']} {h}x{w}, "
-          f"{num_classes} classes, padding={padding}, TF {tf.__version__}, "
-          f"max |tflite - tf.function| = {check}")
+    what = "float32" if cal is None else f"full int8 (calibrated on {len(cal)} images)"
+    print(f"wrote {out} ({len(blob) / 1e6:.1f} MB): {what} MobileNetV1 alpha={meta['alpha']} {h}x{w}, "
+          f"{num_classes} classes, padding={padding}, TF {tf.__version__}, {check}")
 
 
 def main() -> int:
@@ -142,8 +192,14 @@ def main() -> int:
     ap.add_argument("out", help="the .tflite file to write")
     ap.add_argument("--weights", default=DEFAULT_WEIGHTS,
                     help="our .safetensors file (default: the shipped MobileNetV1 1.0/224)")
+    ap.add_argument("--int8", action="store_true",
+                    help="full-integer quantisation (int8 weights and activations), needs --calibration")
+    ap.add_argument("--calibration", metavar="FILE.npy",
+                    help="--int8: the representative dataset, normalised float32 images [N, H, W, 3]")
     args = ap.parse_args()
-    make_tflite(os.path.normpath(args.weights), args.out)
+    if args.int8 != bool(args.calibration):
+        ap.error("--int8 and --calibration go together")
+    make_tflite(os.path.normpath(args.weights), args.out, args.calibration)
     return 0
 
 
