@@ -192,7 +192,11 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
   std::vector<std::int8_t> b(static_cast<std::size_t>(k) * n);
   std::uint32_t s = 12345;
   for (auto& x : a) x = static_cast<std::uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
-  for (auto& x : b) x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) - 128);
+  // The pairs kernels need pair-limited weights (|w0| + |w1| <= 128): -64..63 for them.
+  const bool pairs = kv.v->family == mbf::KernelFamily::qgemm_u8s8_pairs;
+  for (auto& x : b)
+    x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> (pairs ? 25 : 24)) -
+                                 (pairs ? 64 : 128));
   const std::vector<float> scale(n, 1.0f / 65536.0f);
   std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, nr));
   mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), 0, packed.data());
@@ -300,14 +304,17 @@ void bench_plan(benchmark::State& st, std::shared_ptr<const mbf::PlanSpec> spec,
   st.SetLabel(std::to_string(spec->in_h) + "x" + std::to_string(spec->in_w) + ", batch 1, 1 thread");
 }
 
-// Random int8 parameters of one layer: weights -127..127, small biases, multipliers that keep
+// Random int8 parameters of one layer: weights -127..127 (-64..64 with `pairs`: pair-limited, so
+// that the GEMMs run on the pairs kernels), small biases, multipliers that keep
 // the outputs inside 0..255 for most values (the speed does not depend on them; saturation
 // everywhere would only make the benchmark less like a real network).
-mbf::QLayerParams random_qlayer(std::size_t weights, int channels, int k, std::uint32_t& seed) {
+mbf::QLayerParams random_qlayer(std::size_t weights, int channels, int k, std::uint32_t& seed, bool pairs) {
   mbf::QLayerParams p;
   p.weights.resize(weights);
   std::uint32_t s = seed++ * 2654435761u + 7u;
-  for (auto& x : p.weights) x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) % 255 - 127);
+  const int span = pairs ? 129 : 255;
+  for (auto& x : p.weights)
+    x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) % span - span / 2);
   p.bias.resize(static_cast<std::size_t>(channels));
   for (auto& b : p.bias) b = static_cast<std::int32_t>((s = s * 1664525u + 1013904223u) >> 20) - 2048;
   p.multiplier.assign(static_cast<std::size_t>(channels), 1.0f / (64.0f * std::sqrt(static_cast<float>(k)) * 16.0f));
@@ -315,7 +322,7 @@ mbf::QLayerParams random_qlayer(std::size_t weights, int channels, int k, std::u
   return p;
 }
 
-mbf::QPlanSpec random_qspec(const std::vector<NetLayer>& v) {
+mbf::QPlanSpec random_qspec(const std::vector<NetLayer>& v, bool pairs) {
   mbf::QPlanSpec s;
   const NetLayer& stem = v[0];
   s.in_h = stem.in_h;
@@ -326,15 +333,15 @@ mbf::QPlanSpec random_qspec(const std::vector<NetLayer>& v) {
   s.stem_pads = {stem.pads[0], stem.pads[1], stem.pads[2], stem.pads[3]};
   s.stem_channels = stem.out_channels;
   std::uint32_t seed = 30;
-  s.stem = random_qlayer(27u * stem.out_channels, stem.out_channels, 27, seed);
+  s.stem = random_qlayer(27u * stem.out_channels, stem.out_channels, 27, seed, pairs);
   for (std::size_t i = 1; v[i].kind == "dwconv3x3"; i += 2) {
     mbf::QPlanBlock b;
     b.stride = v[i].stride;
     b.pads = {v[i].pads[0], v[i].pads[1], v[i].pads[2], v[i].pads[3]};
     b.out_channels = v[i + 1].out_channels;
     const int c = v[i].in_channels;
-    b.dw = random_qlayer(9u * c, c, 9, seed);
-    b.pw = random_qlayer(static_cast<std::size_t>(c) * b.out_channels, b.out_channels, c, seed);
+    b.dw = random_qlayer(9u * c, c, 9, seed, false);
+    b.pw = random_qlayer(static_cast<std::size_t>(c) * b.out_channels, b.out_channels, c, seed, pairs);
     s.blocks.push_back(std::move(b));
   }
   s.pool_in_scale = 0.05;
@@ -342,7 +349,8 @@ mbf::QPlanSpec random_qspec(const std::vector<NetLayer>& v) {
   if (v.back().kind == "dense") {
     const NetLayer& d = v.back();
     s.num_classes = d.out_channels;
-    s.fc = random_qlayer(static_cast<std::size_t>(d.in_channels) * d.out_channels, d.out_channels, d.in_channels, seed);
+    s.fc = random_qlayer(static_cast<std::size_t>(d.in_channels) * d.out_channels, d.out_channels, d.in_channels, seed,
+                         pairs);
   }
   return s;
 }
@@ -444,7 +452,8 @@ int main(int argc, char** argv) {
         kernel = mbf::family_name(family);
       if (L.kind == "pwconv") family = mbf::KernelFamily::gemm, kernel = "gemm";
       if (L.kind == "dense") family = mbf::KernelFamily::gemm, kernel = "gemm_dense";
-      const bool int8 = v.family == mbf::KernelFamily::qgemm_u8s8 && (L.kind == "pwconv" || L.kind == "dense");
+      const bool int8 = (v.family == mbf::KernelFamily::qgemm_u8s8 || v.family == mbf::KernelFamily::qgemm_u8s8_pairs) &&
+                        (L.kind == "pwconv" || L.kind == "dense");
       const bool int8_dw = L.kind == "dwconv3x3" &&
                            v.family == (L.stride == 2 ? mbf::KernelFamily::qdwconv3x3_s2 : mbf::KernelFamily::qdwconv3x3_s1);
       if (int8_dw) {
@@ -455,7 +464,7 @@ int main(int argc, char** argv) {
         continue;
       }
       if (v.family != family && !int8) continue;
-      if (int8) kernel = L.kind == "dense" ? "qgemm_u8s8_dense" : "qgemm_u8s8";
+      if (int8) kernel = std::string(mbf::family_name(v.family)) + (L.kind == "dense" ? "_dense" : "");
       const std::string name = L.name + "/" + kernel + "/" + v.isa;
       const Variant row{&v, int8 ? int8_peak_of(v.isa) : peak_of(v.isa)};
       benchmark::internal::Benchmark* b = nullptr;
@@ -479,13 +488,18 @@ int main(int argc, char** argv) {
                                    2.0 * macs, isa)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-    auto qspec = std::make_shared<const mbf::QPlanSpec>(random_qspec(layers));
-    for (const Isa& isa : isas)
-      if (isa.table->qgemm && isa.table->qdwconv3x3_s1)
-        benchmark::RegisterBenchmark(("qplan/" + file_stem(shapes_path) + "/" + isa.name).c_str(), bench_qplan,
-                                     qspec, 2.0 * macs, isa)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
+    // qplan: weights -127..127 (the GEMMs on the general kernels); qplan_pairs: pair-limited
+    // GEMM weights, as our quantiser writes them (the GEMMs on the pairs kernels).
+    for (const bool pairs : {false, true}) {
+      auto qspec = std::make_shared<const mbf::QPlanSpec>(random_qspec(layers, pairs));
+      for (const Isa& isa : isas)
+        if (isa.table->qgemm && isa.table->qdwconv3x3_s1)
+          benchmark::RegisterBenchmark(
+              ((pairs ? "qplan_pairs/" : "qplan/") + file_stem(shapes_path) + "/" + isa.name).c_str(), bench_qplan,
+              qspec, 2.0 * macs, isa)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+    }
   } else {
     std::fprintf(stderr, "shapes file is not a whole network: no plan benchmark\n");
   }

@@ -145,6 +145,44 @@ def test_cpp_int8_network_equals_the_reference_bit_for_bit(small, isa):
         np.testing.assert_array_equal(plan.features(x), want_feats)
 
 
+def _pair_limited(qnet):
+    """qnet with every GEMM layer's weights (stem, pointwise, classifier) made pair-limited."""
+    import dataclasses
+
+    from test_int8_ops import limit_pairs
+
+    def lim(layer):
+        if layer.spec.kind == "dwconv3x3":
+            return layer
+        w = layer.weight
+        return dataclasses.replace(layer, weight=limit_pairs(w.reshape(-1, w.shape[-1])).reshape(w.shape))
+    return dataclasses.replace(qnet, layers=[lim(layer) for layer in qnet.layers], classifier=lim(qnet.classifier))
+
+
+@pytest.mark.parametrize("isa", isas_to_test())
+def test_cpp_int8_network_on_the_pairs_kernels(small, isa):
+    """With pair-limited GEMM weights every GEMM layer takes the pairs kernels (vpmaddubsw on
+    AVX2), and the network still equals the numpy reference bit for bit; one pair over the limit
+    sends its layer to the general kernels, with the same exactness."""
+    import dataclasses
+
+    ws, cal, qnet = small
+    limited = _pair_limited(qnet)
+    x = random_input(3, 64, 64, seed=12)
+    plan = limited.plan(64, 64, isa=isa, threads=2)
+    assert plan.gemm_layers == 15 and plan.pair_limited_layers == 15
+    np.testing.assert_array_equal(plan.run(x), Q.int8_forward(limited, x).astype(np.float32))
+    pw = limited.layers[2]
+    assert pw.spec.kind == "pwconv"
+    w = pw.weight.copy()
+    w[0:2, 0] = 100  # 100 + 100 > 128
+    over = dataclasses.replace(limited, layers=limited.layers[:2] + [dataclasses.replace(pw, weight=w)] +
+                               limited.layers[3:])
+    plan = over.plan(64, 64, isa=isa)
+    assert plan.pair_limited_layers == 14
+    np.testing.assert_array_equal(plan.run(x), Q.int8_forward(over, x).astype(np.float32))
+
+
 def test_cpp_int8_network_at_odd_sizes_and_every_isa_alike():
     ws = random_weights(alpha=0.25, num_classes=7, resolution=(61, 45), seed=5, padding="symmetric")
     cal = random_input(3, 61, 45, seed=2)

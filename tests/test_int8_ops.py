@@ -71,6 +71,52 @@ def test_every_isa_gives_the_same_bytes():
         np.testing.assert_array_equal(o, outs[0])
 
 
+def limit_pairs(w):
+    """Pair-limited copy of w[K, N]: |w[2j]| + |w[2j+1]| <= 128 in every column, the second weight
+    of an offending pair cut to what the first leaves (so many pairs sit exactly at the limit)."""
+    w = w.astype(np.int64).copy()
+    for p in range(0, w.shape[0] - 1, 2):
+        room = 128 - np.abs(w[p])
+        w[p + 1] = np.clip(w[p + 1], -room, room)
+    return w.astype(np.int8)
+
+
+def pair_sums(w):
+    wp = np.abs(np.pad(w.astype(np.int64), ((0, w.shape[0] % 2), (0, 0))))
+    return wp[0::2] + wp[1::2]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (13, 7, 9), (25, 64, 33), (12, 27, 32), (2, 1024, 1001)])
+def test_pairs_kernel_matches_integer_reference(isa, m, k, n):
+    """kernel="pairs" (vpmaddubsw on AVX2) on pair-limited weights at the int16 edge: all-255
+    activations on some rows, pairs summing to exactly 128."""
+    rng = np.random.default_rng(m * 7 + k * 3 + n)
+    a, w, bias, scale = operands(rng, m, k, n)
+    w = limit_pairs(w)
+    if k > 1:
+        assert (pair_sums(w) == 128).any()
+    a[::3] = 255
+    for zin, zout, clamp in [(0, 0, (0, 255)), (128, 7, (7, 200))]:
+        want = reference(a, w, scale, bias, zin, zout, clamp)
+        for kernel in ("pairs", "auto", "general"):
+            got = ops.qgemm_u8s8(a, w, scale, bias, zin, zout, clamp, isa, kernel=kernel)
+            np.testing.assert_array_equal(got, want, err_msg=kernel)
+
+
+def test_pairs_kernel_refuses_weights_over_the_limit():
+    a = np.full((2, 2), 255, np.uint8)
+    w = np.array([[64], [65]], np.int8)  # 64 + 65 > 128: vpmaddubsw could saturate
+    scale = np.ones(1, np.float32) / 1024
+    with pytest.raises(InputError, match="pair-limited"):
+        ops.qgemm_u8s8(a, w, scale, kernel="pairs")
+    # "auto" takes the general kernel for them, and stays exact on every ISA
+    for isa in ISAS:
+        np.testing.assert_array_equal(ops.qgemm_u8s8(a, w, scale, isa=isa), reference(a, w, scale))
+    with pytest.raises(InputError, match="kernel must be"):
+        ops.qgemm_u8s8(a, w, scale, kernel="fast")
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(a=np.zeros((2, 3), np.float32)), "dtype uint8"),
     (dict(weights=np.zeros((3, 4), np.uint8)), "dtype int8"),

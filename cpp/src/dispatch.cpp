@@ -75,6 +75,7 @@ const char* family_name(KernelFamily f) {
     case KernelFamily::qgemm_u8s8: return "qgemm_u8s8";
     case KernelFamily::qdwconv3x3_s1: return "qdwconv3x3_s1";
     case KernelFamily::qdwconv3x3_s2: return "qdwconv3x3_s2";
+    case KernelFamily::qgemm_u8s8_pairs: return "qgemm_u8s8_pairs";
   }
   return "?";
 }
@@ -178,6 +179,12 @@ KernelTable build_table(const IsaLevel& level) {
   auto pick = [&](KernelFamily f) -> const KernelVariant& { return chosen_variant(level.name, f); };
   const KernelVariant& gemm = pick(KernelFamily::gemm);
   const KernelVariant& qgemm = pick(KernelFamily::qgemm_u8s8);
+  const KernelVariant& pairs = pick(KernelFamily::qgemm_u8s8_pairs);
+  // The two GEMMs read the same packed panels: a level whose pair kernel had another panel width
+  // would be a mistake in the variant table, caught here on first use (and by the tests).
+  if (pairs.tile_n != qgemm.tile_n)
+    throw std::logic_error(std::string("ISA '") + level.name + "': " + pairs.name + " and " + qgemm.name +
+                           " pack different panel widths");
   KernelTable t{level.name,
                 pick(KernelFamily::dwconv3x3_s1).conv,
                 pick(KernelFamily::dwconv3x3_s2).conv,
@@ -193,6 +200,9 @@ KernelTable build_table(const IsaLevel& level) {
                 qgemm.tile_n,
                 pick(KernelFamily::qdwconv3x3_s1).qdwconv3x3,
                 pick(KernelFamily::qdwconv3x3_s2).qdwconv3x3,
+                pairs.qgemm,
+                pairs.qgemm_f32,
+                pairs.tile_m,
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
   return t;

@@ -106,6 +106,16 @@ void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::i
   }
 }
 
+bool qgemm_pairs_fit(int k, int n, const std::int8_t* b) {
+  for (int p = 0; p < k; p += 2)
+    for (int j = 0; j < n; ++j) {
+      const int w0 = b[static_cast<std::ptrdiff_t>(p) * n + j];
+      const int w1 = p + 1 < k ? b[static_cast<std::ptrdiff_t>(p + 1) * n + j] : 0;
+      if ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1) > kQgemmPairLimit) return false;
+    }
+  return true;
+}
+
 std::size_t packed_qdwconv3x3_bytes(int channels) {
   return static_cast<std::size_t>(channels) * (2 * sizeof(std::int32_t) + 9 * sizeof(std::int16_t));
 }

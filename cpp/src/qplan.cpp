@@ -84,7 +84,7 @@ std::size_t qgemm_panel_bytes(int k, int nr) {
 
 QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes), threads_(threads) {
-  if (!kernels.qgemm || !kernels.qgemm_f32 || !kernels.qdwconv3x3_s1 || !kernels.qdwconv3x3_s2)
+  if (!kernels.qgemm || !kernels.qgemm_f32 || !kernels.qgemm_pairs || !kernels.qgemm_pairs_f32 || !kernels.qdwconv3x3_s1 || !kernels.qdwconv3x3_s2)
     throw InputError(std::string("ISA '") + kernels.isa + "' has no int8 kernels");
   if (threads < 1 || threads > kMaxThreads)
     throw InputError("threads must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
@@ -105,6 +105,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   pack_qgemm_weights(27, spec.stem_channels, nr, spec.stem.weights.data(), spec.stem.bias.data(),
                      spec.stem.multiplier.data(), input_zp_, stem_packed_.data());
   stem_out_ = spec.stem.out;
+  stem_pairs_ = use_pairs(27, spec.stem_channels, spec.stem.weights.data());
   std::size_t largest = pixels_of(stem_) * spec.stem_channels;
   int h = stem_.out_h, w = stem_.out_w, c = spec.stem_channels;
   std::int32_t zp = stem_out_.zero_point;
@@ -127,6 +128,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     L.pw_packed.reset(packed_qgemm_bytes(c, b.out_channels, nr));
     pack_qgemm_weights(c, b.out_channels, nr, b.pw.weights.data(), b.pw.bias.data(), b.pw.multiplier.data(),
                        L.pw_in_zp, L.pw_packed.data());
+    L.pw_pairs = use_pairs(c, b.out_channels, b.pw.weights.data());
     h = L.dw.out_h;
     w = L.dw.out_w;
     largest = std::max(largest, pixels_of(L.dw) * std::max(c, b.out_channels));
@@ -148,6 +150,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     fc_packed_.reset(packed_qgemm_bytes(c, num_classes_, nr));
     pack_qgemm_weights(c, num_classes_, nr, spec.fc.weights.data(), spec.fc.bias.data(), spec.fc.multiplier.data(),
                        pool_out_zp_, fc_packed_.data());
+    fc_pairs_ = use_pairs(c, num_classes_, spec.fc.weights.data());
   }
   // The same limit as the fp32 Plan, checked before anything is allocated: no buffer of 2^31
   // values or more (the kernels index rows with int; the stem's 27-tap patches are the largest).
@@ -178,12 +181,21 @@ QPlan::~QPlan() { unregister_for_fork(&mutex_); }
 
 std::size_t QPlan::pixels_of(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
 
+bool QPlan::use_pairs(int k, int n, const std::int8_t* b) {
+  const bool fit = qgemm_pairs_fit(k, n, b);
+  pair_layers_ += fit;
+  ++gemm_layers_;
+  return fit;
+}
+
 void QPlan::gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
-                       QuantOut q, ThreadPool* pool) {
+                       QuantOut q, bool pairs, ThreadPool* pool) {
   const int nr = kernels_.qgemm_nr;
-  split_packed_gemm(pool, pool ? pool->size() : 1, m, n, k, kernels_.qgemm_mr, nr, qgemm_panel_bytes(k, nr), a,
-                    packed, c, [&](int rows, int cols, const std::uint8_t* ap, const void* bp, std::uint8_t* cp) {
-                      kernels_.qgemm(rows, cols, k, ap, k, bp, cp, n, q);
+  const qgemm_fn fn = pairs ? kernels_.qgemm_pairs : kernels_.qgemm;
+  split_packed_gemm(pool, pool ? pool->size() : 1, m, n, k, pairs ? kernels_.qgemm_pairs_mr : kernels_.qgemm_mr, nr,
+                    qgemm_panel_bytes(k, nr), a, packed, c,
+                    [&](int rows, int cols, const std::uint8_t* ap, const void* bp, std::uint8_t* cp) {
+                      fn(rows, cols, k, ap, k, bp, cp, n, q);
                     });
 }
 
@@ -228,7 +240,8 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
       }
     }
   });
-  gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_, pool);
+  gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_, stem_pairs_,
+             pool);
   // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
   for (const Block& L : blocks_) {
     const qdwconv3x3_fn dw = L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
@@ -238,7 +251,7 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
       dw(L.dw, buf.a.data(), L.dw_in_zp, L.dw_packed.data(), buf.b.data(), r.first, r.second, L.dw_out);
     });
     gemm_split(L.dw.out_h * L.dw.out_w, L.pw_channels, L.dw.in_channels, buf.b.data(), L.pw_packed.data(),
-               buf.a.data(), L.pw_out, pool);
+               buf.a.data(), L.pw_out, L.pw_pairs, pool);
   }
   // Global average pool: int32 sums of (q - zp), requantised.
   const Conv2dGeom& last = blocks_.back().dw;
@@ -255,7 +268,7 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
                                       pool_out_scale_);
     return true;
   }
-  kernels_.qgemm_f32(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
+  (fc_pairs_ ? kernels_.qgemm_pairs_f32 : kernels_.qgemm_f32)(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
   return true;
 }
 

@@ -136,7 +136,8 @@ TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
     EXPECT_EQ(v.gemm != nullptr, v.family == mbf::KernelFamily::gemm);
     EXPECT_EQ(v.global_avg_pool != nullptr, v.family == mbf::KernelFamily::global_avg_pool);
     EXPECT_EQ(v.softmax != nullptr, v.family == mbf::KernelFamily::softmax);
-    EXPECT_EQ(v.qgemm != nullptr, v.family == mbf::KernelFamily::qgemm_u8s8);
+    EXPECT_EQ(v.qgemm != nullptr,
+              v.family == mbf::KernelFamily::qgemm_u8s8 || v.family == mbf::KernelFamily::qgemm_u8s8_pairs);
     EXPECT_EQ(v.qdwconv3x3 != nullptr,
               v.family == mbf::KernelFamily::qdwconv3x3_s1 || v.family == mbf::KernelFamily::qdwconv3x3_s2);
     EXPECT_TRUE(contains(mbf::compiled_isas(), v.isa)) << v.isa;
@@ -174,6 +175,11 @@ TEST(Variants, EveryVariantIsTheChoiceOfSomeIsaLevel) {
     EXPECT_EQ(t.qgemm, chosen(mbf::KernelFamily::qgemm_u8s8).qgemm);
     EXPECT_EQ(t.qgemm_f32, chosen(mbf::KernelFamily::qgemm_u8s8).qgemm_f32);
     EXPECT_NE(t.qgemm_f32, nullptr);
+    // The pairs kernel reads the panels packed for qgemm: same panel width.
+    EXPECT_EQ(t.qgemm_pairs, chosen(mbf::KernelFamily::qgemm_u8s8_pairs).qgemm);
+    EXPECT_EQ(t.qgemm_pairs_f32, chosen(mbf::KernelFamily::qgemm_u8s8_pairs).qgemm_f32);
+    EXPECT_EQ(t.qgemm_pairs_mr, chosen(mbf::KernelFamily::qgemm_u8s8_pairs).tile_m);
+    EXPECT_EQ(t.qgemm_nr, chosen(mbf::KernelFamily::qgemm_u8s8_pairs).tile_n);
     EXPECT_EQ(t.qdwconv3x3_s1, chosen(mbf::KernelFamily::qdwconv3x3_s1).qdwconv3x3);
     EXPECT_EQ(t.qdwconv3x3_s2, chosen(mbf::KernelFamily::qdwconv3x3_s2).qdwconv3x3);
     for (int f = 0; f < mbf::kKernelFamilies; ++f)

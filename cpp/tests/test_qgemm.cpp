@@ -1,7 +1,10 @@
 // The int8 pointwise GEMM (uint8 activations x int8 weights -> requantised uint8). For every ISA
 // table: pack with the table's panel width, run table.qgemm, and require the exact bytes of a
 // naive reference that works from the unpacked weights (int64 sums, the requantisation written
-// out in float32). Integer sums are exact, so every ISA must agree to the bit.
+// out in float32). Integer sums are exact, so every ISA must agree to the bit. Each case runs
+// twice: on table.qgemm with any weights, and on table.qgemm_pairs with pair-limited weights
+// (|w[2j]| + |w[2j+1]| <= 128, drawn to reach the limit often: the int16 saturation edge of
+// vpmaddubsw on AVX2).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,13 +27,26 @@ struct QgemmCase {
   bool bias;
   int wmax = 127;           // weights uniform in [-wmax, wmax]
   float fixed_scale = 0.f;  // > 0: every column's scale (a power of two makes many exact ties)
+  bool pairs = false;       // pair-limited weights, run on table.qgemm_pairs
 };
+
+// Makes B[K][N] pair-limited: the second weight of a pair that exceeds the limit is cut to what
+// the first leaves, so |w0| + |w1| is exactly 128 for those pairs.
+void limit_pairs(std::vector<std::int8_t>& b, int k, int n) {
+  for (int p = 0; p + 1 < k; p += 2)
+    for (int j = 0; j < n; ++j) {
+      const int w0 = b[static_cast<std::size_t>(p) * n + j];
+      std::int8_t& w1 = b[static_cast<std::size_t>(p + 1) * n + j];
+      const int room = mbf::kQgemmPairLimit - std::abs(w0);
+      if (std::abs(int(w1)) > room) w1 = static_cast<std::int8_t>(w1 < 0 ? -room : room);
+    }
+}
 
 std::string describe(const QgemmCase& c) {
   return "qgemm m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) +
          " lda=" + std::to_string(c.lda) + " ldc=" + std::to_string(c.ldc) + " in_zp=" + std::to_string(c.in_zp) +
          " out zp/min/max=" + std::to_string(c.out.zero_point) + "/" + std::to_string(c.out.min) + "/" +
-         std::to_string(c.out.max) + (c.bias ? "" : " no-bias");
+         std::to_string(c.out.max) + (c.bias ? "" : " no-bias") + (c.pairs ? " pairs" : "");
 }
 
 // The requantisation as the header of kernels.h specifies it.
@@ -52,6 +68,13 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
     for (int p = 0; p < c.k; ++p) a[i * c.lda + p] = static_cast<std::uint8_t>(rng.next() & 0xFF);
   std::vector<std::int8_t> b(static_cast<std::size_t>(c.k) * c.n);
   for (auto& x : b) x = static_cast<std::int8_t>(static_cast<int>(rng.next() % (2 * c.wmax + 1)) - c.wmax);
+  if (c.pairs) {
+    limit_pairs(b, c.k, c.n);
+    ASSERT_TRUE(mbf::qgemm_pairs_fit(c.k, c.n, b.data()));
+  }
+  const mbf::qgemm_fn gemm = c.pairs ? t.qgemm_pairs : t.qgemm;
+  const mbf::qgemm_f32_fn gemm_f32 = c.pairs ? t.qgemm_pairs_f32 : t.qgemm_f32;
+  const int mr = c.pairs ? t.qgemm_pairs_mr : t.qgemm_mr;
   std::vector<std::int32_t> bias(c.n);
   const std::uint32_t bias_range = c.fixed_scale > 0 ? 401 : 200001;
   for (auto& x : bias) x = static_cast<std::int32_t>(rng.next() % bias_range) - static_cast<std::int32_t>(bias_range / 2);
@@ -78,7 +101,7 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
     }
   // The float32-output entry of the same kernel: float32(acc) * scale, bit for bit.
   std::vector<float> got_f32(want_f32.size(), -7.0f);
-  t.qgemm_f32(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got_f32.data(), c.ldc);
+  gemm_f32(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got_f32.data(), c.ldc);
   for (std::size_t i = 0; i < want_f32.size(); ++i)
     if (std::memcmp(&got_f32[i], &want_f32[i], sizeof(float)) != 0) {
       ADD_FAILURE() << "float output " << i << ": got " << got_f32[i] << ", want " << want_f32[i];
@@ -87,11 +110,11 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
 
   // The whole matrix, then the rows split in uneven chunks (as threads would): same bytes.
   std::vector<std::uint8_t> got(want.size(), kPad), split(want.size(), kPad);
-  t.qgemm(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got.data(), c.ldc, c.out);
-  const int cuts[] = {0, std::min(c.m, 1), std::min(c.m, 1 + t.qgemm_mr), std::min(c.m, c.m / 2 + 1), c.m};
+  gemm(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got.data(), c.ldc, c.out);
+  const int cuts[] = {0, std::min(c.m, 1), std::min(c.m, 1 + mr), std::min(c.m, c.m / 2 + 1), c.m};
   for (int s = 0; s + 1 < 5; ++s)
     if (cuts[s + 1] > cuts[s])
-      t.qgemm(cuts[s + 1] - cuts[s], c.n, c.k, a.data() + cuts[s] * c.lda, c.lda, packed.data(),
+      gemm(cuts[s + 1] - cuts[s], c.n, c.k, a.data() + cuts[s] * c.lda, c.lda, packed.data(),
               split.data() + cuts[s] * c.ldc, c.ldc, c.out);
   int bad = 0;
   for (std::size_t i = 0; i < want.size() && bad < 5; ++i)
@@ -104,14 +127,23 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
   EXPECT_EQ(packed, packed_copy) << "the packed weights were modified";
 }
 
-class Qgemm : public testing::TestWithParam<std::string> {};
+class Qgemm : public testing::TestWithParam<std::tuple<std::string, bool>> {
+ protected:
+  const std::string& isa() const { return std::get<0>(GetParam()); }
+  bool pairs() const { return std::get<1>(GetParam()); }
+  int mr() const { return pairs() ? table(isa()).qgemm_pairs_mr : table(isa()).qgemm_mr; }
+  void check(QgemmCase c, std::uint32_t seed) const {
+    c.pairs = pairs();
+    check_qgemm(isa(), c, seed);
+  }
+};
 
 // Every remainder of the register tile and of the k groups of 4, with and without zero points.
 TEST_P(Qgemm, Remainders) {
-  const mbf::KernelTable& t = table(GetParam());
+  const mbf::KernelTable& t = table(isa());
   std::vector<int> ms, ns;
-  for (int m = 1; m <= t.qgemm_mr + 4; ++m) ms.push_back(m);
-  ms.push_back(3 * t.qgemm_mr + 2);
+  for (int m = 1; m <= mr() + 4; ++m) ms.push_back(m);
+  ms.push_back(3 * mr() + 2);
   for (int n = 1; n <= t.qgemm_nr + 1; ++n) ns.push_back(n);
   ns.push_back(2 * t.qgemm_nr + 3);
   std::vector<int> ks{1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33};
@@ -123,7 +155,7 @@ TEST_P(Qgemm, Remainders) {
   for (int k : ks)
     for (int m : ms)
       for (int n : ns) {
-        check_qgemm(GetParam(), {m, n, k, k, n, zps[i % 4], outs[(i / 4) % 4], (i % 5) != 0}, seed++);
+        check({m, n, k, k, n, zps[i % 4], outs[(i / 4) % 4], (i % 5) != 0}, seed++);
         ++i;
       }
 }
@@ -131,25 +163,25 @@ TEST_P(Qgemm, Remainders) {
 // Rounding: weights in -1..1 and a scale of 1/8 put about one output in eight exactly halfway
 // between two integers, where round-to-nearest-even differs from rounding half away from zero.
 TEST_P(Qgemm, TiesRoundToEven) {
-  const mbf::KernelTable& t = table(GetParam());
+  const mbf::KernelTable& t = table(isa());
   std::uint32_t seed = 50;
   for (int k : {1, 2, 3, 4, 5, 8})
-    for (int m : {1, t.qgemm_mr, t.qgemm_mr + 1}) {
+    for (int m : {1, mr(), mr() + 1}) {
       QgemmCase c{m, 2 * t.qgemm_nr + 1, k, k, 2 * t.qgemm_nr + 1, 0, {128, 0, 255}, true};
       c.wmax = 1;
       c.fixed_scale = 0.125f;
-      check_qgemm(GetParam(), c, seed++);
+      check(c, seed++);
     }
 }
 
 // Row strides larger than the matrix: the padding bytes of A must not matter, those of C stay.
 TEST_P(Qgemm, StridedOperands) {
-  const mbf::KernelTable& t = table(GetParam());
+  const mbf::KernelTable& t = table(isa());
   std::uint32_t seed = 100;
-  for (int m : {1, t.qgemm_mr, 2 * t.qgemm_mr + 3})
+  for (int m : {1, mr(), 2 * mr() + 3})
     for (int n : {1, t.qgemm_nr, 3 * t.qgemm_nr + 5})
       for (int k : {3, 32, 67})
-        for (int extra : {1, 13}) check_qgemm(GetParam(), {m, n, k, k + extra, n + extra, 1, {5, 0, 250}, true}, seed++);
+        for (int extra : {1, 13}) check({m, n, k, k + extra, n + extra, 1, {5, 0, 250}, true}, seed++);
 }
 
 // Every pointwise layer of MobileNetV1 alpha 0.25-1.0 at 224 (and 128 in quick mode), ReLU6-like
@@ -160,32 +192,62 @@ TEST_P(Qgemm, MobileNetLayers) {
     if (quick_mode() && alpha != 0.25) continue;
     for (const auto& L : mbf_support::mobilenet_v1_layers(alpha, quick_mode() ? 128 : 224, quick_mode() ? 128 : 224)) {
       const int m = L.out_h() * L.out_w(), k = L.in_channels, n = L.out_channels;
-      if (L.kind == "pwconv") check_qgemm(GetParam(), {m, n, k, k, n, 0, {0, 0, 255}, true}, seed++);
-      if (L.kind == "dense") check_qgemm(GetParam(), {1, n, k, k, n, 0, {120, 0, 255}, true}, seed++);
+      if (L.kind == "pwconv") check({m, n, k, k, n, 0, {0, 0, 255}, true}, seed++);
+      if (L.kind == "dense") check({1, n, k, k, n, 0, {120, 0, 255}, true}, seed++);
     }
   }
 }
 
 // Extreme operands: all activations 255 and weights -127 / 127 at the largest MobileNet K, the
-// worst case of the int16 widening (AVX2) and of the dot-product lanes.
+// worst case of the int16 widening (AVX2) and of the dot-product lanes; for the pairs kernels,
+// pairs (127, 1) and (64, 64) times the sign, whose products fill int16 to 32640.
 TEST_P(Qgemm, ExtremeOperands) {
-  const mbf::KernelTable& t = table(GetParam());
+  const mbf::KernelTable& t = table(isa());
   for (int sign : {1, -1}) {
-    const int m = t.qgemm_mr + 1, n = t.qgemm_nr + 3, k = 1024;
+    const int m = mr() + 1, n = t.qgemm_nr + 3, k = 1024;
     std::vector<std::uint8_t> a(static_cast<std::size_t>(m) * k, 255);
     std::vector<std::int8_t> b(static_cast<std::size_t>(k) * n, static_cast<std::int8_t>(127 * sign));
+    std::int64_t wsum = 127 * k;
+    if (pairs()) {
+      static const int kPattern[4] = {127, 1, 64, 64};
+      for (int p = 0; p < k; ++p)
+        for (int j = 0; j < n; ++j) b[static_cast<std::size_t>(p) * n + j] = static_cast<std::int8_t>(kPattern[p % 4] * sign);
+      wsum = 128 * (k / 2);
+      ASSERT_TRUE(mbf::qgemm_pairs_fit(k, n, b.data()));
+    }
     std::vector<float> scale(n, 1.0f / 4096.0f);
     std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, t.qgemm_nr));
     mbf::pack_qgemm_weights(k, n, t.qgemm_nr, b.data(), nullptr, scale.data(), 0, packed.data());
     std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
     const mbf::QuantOut q{100, 0, 255};
-    t.qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, q);
-    const std::uint8_t want = reference_requant(static_cast<std::int64_t>(255) * 127 * sign * k, 1.0f / 4096.0f, q);
+    (pairs() ? t.qgemm_pairs : t.qgemm)(m, n, k, a.data(), k, packed.data(), c.data(), n, q);
+    const std::uint8_t want = reference_requant(static_cast<std::int64_t>(255) * wsum * sign, 1.0f / 4096.0f, q);
     for (std::uint8_t v : c) ASSERT_EQ(int(v), int(want)) << "sign " << sign;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Qgemm, testing::ValuesIn(isas_under_test()), IsaName());
+INSTANTIATE_TEST_SUITE_P(Isa, Qgemm, testing::Combine(testing::ValuesIn(isas_under_test()), testing::Bool()),
+                         [](const testing::TestParamInfo<std::tuple<std::string, bool>>& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_pairs" : "_general");
+                         });
+
+// The pair limit itself, at its edges.
+TEST(QgemmPacking, PairLimit) {
+  auto fit = [](std::vector<std::int8_t> b, int k, int n) { return mbf::qgemm_pairs_fit(k, n, b.data()); };
+  EXPECT_TRUE(fit({64, 64}, 2, 1));
+  EXPECT_TRUE(fit({127, 1}, 2, 1));
+  EXPECT_TRUE(fit({-127, -1}, 2, 1));
+  EXPECT_TRUE(fit({-64, 64}, 2, 1));
+  EXPECT_FALSE(fit({64, 65}, 2, 1));
+  EXPECT_FALSE(fit({127, -2}, 2, 1));
+  EXPECT_TRUE(fit({-128, 0}, 2, 1));  // 255 * -128 = -32640 fits int16
+  EXPECT_FALSE(fit({-128, -1}, 2, 1));
+  EXPECT_TRUE(fit({127}, 1, 1));                     // an odd K's last value pairs with 0
+  EXPECT_TRUE(fit({1, 127, 127, 1, 0, 0}, 3, 2));    // pairs run down k: (1, 127) and (127, 1)
+  EXPECT_FALSE(fit({100, 0, 100, 0}, 2, 2));         // column 0: (100, 100)
+  EXPECT_TRUE(fit({100, 100, 0, 0, 100, 100}, 3, 2));  // (100, 0) per column, then (100, 0) as the odd tail
+  EXPECT_TRUE(fit({0, 100, 100, 0}, 4, 1));           // pairs start at even k: (0, 100), (100, 0)
+}
 
 TEST(QgemmPacking, RefusesBadScalesAndOverflowingBias) {
   const std::int8_t b[4] = {127, 127, 127, 127};

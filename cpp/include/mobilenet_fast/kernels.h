@@ -96,6 +96,12 @@ std::size_t packed_qgemm_bytes(int k, int n, int nr);
 // positive finite number, or a corrected bias outside int32.
 void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::int32_t* bias, const float* scale,
                         std::int32_t input_zero_point, void* packed);
+// Pair-limited weights: |B[2j][n]| + |B[2j+1][n]| <= kQgemmPairLimit for every column n and pair
+// j (an odd K's last value pairs with 0). A uint8 x int8 pair product then fits int16
+// (255 * 128 <= 32767), which lets a table's qgemm_pairs kernel (vpmaddubsw on AVX2) sum pairs
+// in int16 exactly. qgemm_pairs_fit() says whether B[K][N] is pair-limited.
+constexpr int kQgemmPairLimit = 128;
+bool qgemm_pairs_fit(int k, int n, const std::int8_t* b);
 
 // Depthwise 3x3 on uint8 NHWC: out[c] = requantise(bias[c] + sum over the taps inside the image
 // of (x - input_zero_point) * w[kh][kw][c]) with the per-channel scales (a tap in the padding adds
@@ -122,8 +128,9 @@ enum class KernelFamily : int {
   qgemm_u8s8,  // int8 pointwise GEMM: uint8 activations x int8 weights -> requantised uint8
   qdwconv3x3_s1,  // int8 depthwise 3x3, stride 1 / 2
   qdwconv3x3_s2,
+  qgemm_u8s8_pairs,  // the int8 GEMM for pair-limited weights only (qgemm_pairs_fit): same packing
 };
-constexpr int kKernelFamilies = 9;
+constexpr int kKernelFamilies = 10;
 // "dwconv3x3_s1", "gemm", ...
 const char* family_name(KernelFamily f);
 
@@ -145,6 +152,11 @@ struct KernelTable {
   int qgemm_nr;
   qdwconv3x3_fn qdwconv3x3_s1;
   qdwconv3x3_fn qdwconv3x3_s2;
+  // Valid only for weights that qgemm_pairs_fit(); reads panels packed with qgemm_nr like qgemm
+  // (where a level has no faster kernel for such weights, these are qgemm's own entries).
+  qgemm_fn qgemm_pairs;
+  qgemm_f32_fn qgemm_pairs_f32;
+  int qgemm_pairs_mr;
   // Name of the variant behind each entry, indexed by KernelFamily (e.g. "gemm_14x32_avx512").
   const char* variant[kKernelFamilies];
 };

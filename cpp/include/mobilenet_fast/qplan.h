@@ -68,6 +68,10 @@ class QPlan {
   int feature_channels() const { return feature_channels_; }
   int threads() const { return threads_; }
   const char* isa() const { return kernels_.isa; }
+  // GEMM layers (stem, pointwise, classifier) whose weights are pair-limited (qgemm_pairs_fit),
+  // which run on the table's qgemm_pairs kernel, and all GEMM layers. Same results either way.
+  int pair_limited_layers() const { return pair_layers_; }
+  int gemm_layers() const { return gemm_layers_; }
 
   // input [batch][in_h][in_w][3] float32 (normalised) -> [batch][num_classes] float32 logits, or
   // with features_only (or no classifier) the dequantised pooled features. False (and nothing
@@ -81,6 +85,7 @@ class QPlan {
     QuantOut dw_out, pw_out;
     std::int32_t dw_in_zp = 0, pw_in_zp = 0;
     int pw_channels = 0;
+    bool pw_pairs = false;
   };
   struct Buffers {
     AlignedArray<std::uint8_t> a, b, patches, pooled;
@@ -88,7 +93,9 @@ class QPlan {
   static std::size_t pixels_of(const Conv2dGeom& g);
   bool run_image(const float* input, float* output, bool features, Buffers& buf, ThreadPool* pool);
   void gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
-                  QuantOut q, ThreadPool* pool);
+                  QuantOut q, bool pairs, ThreadPool* pool);
+  // Whether B[K][N] may run on qgemm_pairs, counted in pair_layers_ / gemm_layers_.
+  bool use_pairs(int k, int n, const std::int8_t* b);
 
   const KernelTable& kernels_;
   int in_h_, in_w_, num_classes_, feature_channels_, threads_;
@@ -97,6 +104,8 @@ class QPlan {
   Conv2dGeom stem_;
   AlignedArray<unsigned char> stem_packed_, fc_packed_;
   QuantOut stem_out_;
+  bool stem_pairs_ = false, fc_pairs_ = false;
+  int pair_layers_ = 0, gemm_layers_ = 0;
   std::vector<Block> blocks_;
   float pool_multiplier_;
   double pool_out_scale_;

@@ -65,6 +65,10 @@ gemm_kernel gemm_6x16_avx2, gemm_14x32_avx512;
 // int8 GEMM (kernels/int8/qgemm.h): "c4" = k in groups of 4 (kQgemmKr). AVX2 widens to int16
 // (vpmaddwd), AVX-512 VNNI uses vpdpbusd.
 constexpr int kQgemmMrAvx2 = 6, kQgemmNrAvx2 = 8;
+// Pair-limited weights only (qgemm_pairs_fit): vpmaddubsw + vpmaddwd, same panels as qgemm_6x8c4_avx2.
+constexpr int kQgemmPairsMrAvx2 = 12;
+qgemm_kernel qgemm_pairs_12x8c4_avx2;
+qgemm_f32_kernel qgemm_pairs_12x8c4_avx2_f32;
 constexpr int kQgemmMrAvx512Vnni = 14, kQgemmNrAvx512Vnni = 32;
 qgemm_kernel qgemm_6x8c4_avx2, qgemm_14x32c4_avx512vnni;
 qgemm_f32_kernel qgemm_6x8c4_avx2_f32, qgemm_14x32c4_avx512vnni_f32;

@@ -42,8 +42,8 @@ KernelVariant qdw(const char* name, F f, const char* isa, int lanes, FeatureSet 
   return make(name, f, isa, 1, lanes, req, &KernelVariant::qdwconv3x3, fn);
 }
 KernelVariant qgemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, qgemm_fn fn,
-                    qgemm_f32_fn fn_f32) {
-  KernelVariant v = make(name, F::qgemm_u8s8, isa, mr, nr, req, &KernelVariant::qgemm, fn);
+                    qgemm_f32_fn fn_f32, F family = F::qgemm_u8s8) {
+  KernelVariant v = make(name, family, isa, mr, nr, req, &KernelVariant::qgemm, fn);
   v.qgemm_f32 = fn_f32;
   return v;
 }
@@ -65,6 +65,9 @@ std::vector<KernelVariant> make_table() {
       softmax("softmax_scalar", "scalar", 0, softmax_scalar),
       qgemm("qgemm_u8s8_1x8c4_scalar", "scalar", 1, kQgemmNrScalar, 0, qgemm_1x8c4_scalar,
             qgemm_1x8c4_scalar_f32),
+      // Exact for any weights, so also the pair-limited entry wherever nothing faster exists.
+      qgemm("qgemm_u8s8_pairs_1x8c4_scalar", "scalar", 1, kQgemmNrScalar, 0, qgemm_1x8c4_scalar,
+            qgemm_1x8c4_scalar_f32, F::qgemm_u8s8_pairs),
       qdw("qdwconv3x3_s1_scalar", F::qdwconv3x3_s1, "scalar", 1, 0, qdwconv3x3_scalar),
       qdw("qdwconv3x3_s2_scalar", F::qdwconv3x3_s2, "scalar", 1, 0, qdwconv3x3_scalar),
 #if defined(MBF_HAVE_X86_KERNELS)
@@ -76,6 +79,8 @@ std::vector<KernelVariant> make_table() {
       pool("global_avg_pool_avx2", "avx2", 8, kAvx2Fma, global_avg_pool_avx2),
       qgemm("qgemm_u8s8_6x8c4_avx2", "avx2", kQgemmMrAvx2, kQgemmNrAvx2, kAvx2Fma, qgemm_6x8c4_avx2,
             qgemm_6x8c4_avx2_f32),
+      qgemm("qgemm_u8s8_pairs_12x8c4_avx2", "avx2", kQgemmPairsMrAvx2, kQgemmNrAvx2, kAvx2Fma,
+            qgemm_pairs_12x8c4_avx2, qgemm_pairs_12x8c4_avx2_f32, F::qgemm_u8s8_pairs),
       qdw("qdwconv3x3_s1_avx2_8c", F::qdwconv3x3_s1, "avx2", 8, kAvx2Fma, qdwconv3x3_s1_avx2_8c),
       qdw("qdwconv3x3_s2_avx2_8c", F::qdwconv3x3_s2, "avx2", 8, kAvx2Fma, qdwconv3x3_s2_avx2_8c),
       // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
@@ -89,6 +94,9 @@ std::vector<KernelVariant> make_table() {
       // ---- AVX-512 VNNI (kernels/avx512vnni/): int8 only; the float kernels stay AVX-512's
       qgemm("qgemm_u8s8_14x32c4_avx512_vnni", "avx512_vnni", kQgemmMrAvx512Vnni, kQgemmNrAvx512Vnni,
             kAvx512 | kAvx512Vnni, qgemm_14x32c4_avx512vnni, qgemm_14x32c4_avx512vnni_f32),
+      // vpdpbusd never saturates: the same kernel serves pair-limited weights.
+      qgemm("qgemm_u8s8_pairs_14x32c4_avx512_vnni", "avx512_vnni", kQgemmMrAvx512Vnni, kQgemmNrAvx512Vnni,
+            kAvx512 | kAvx512Vnni, qgemm_14x32c4_avx512vnni, qgemm_14x32c4_avx512vnni_f32, F::qgemm_u8s8_pairs),
 #endif
 #if defined(MBF_HAVE_NEON_KERNELS)
       // ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4

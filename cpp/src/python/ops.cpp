@@ -193,7 +193,9 @@ void bind_ops(py::module_& m) {
       "qgemm_u8s8",
       [](const py::object& a_obj, const py::object& w_obj, const py::object& scale_obj, const py::object& bias_obj,
          const py::object& input_zero_point, const py::object& output_zero_point, const py::object& clamp,
-         const py::object& isa) {
+         const py::object& isa, const std::string& kernel) {
+        if (kernel != "auto" && kernel != "general" && kernel != "pairs")
+          throw InputError("kernel must be 'auto', 'general' or 'pairs', got '" + kernel + "'");
         const Array<std::uint8_t> a = checked_array<std::uint8_t>(a_obj, "a", 2);
         const Array<std::int8_t> w = checked_array<std::int8_t>(w_obj, "weights", 2);
         const py::ssize_t m = a.shape(0), kk = a.shape(1), n = w.shape(1);
@@ -207,19 +209,27 @@ void bind_ops(py::module_& m) {
         std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr));
         mbf::pack_qgemm_weights(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr, w.data(), bias.data(), s.data(),
                                 zin, packed.data());  // InputError for a bad scale or an int32 overflow
+        const bool fit = mbf::qgemm_pairs_fit(static_cast<int>(kk), static_cast<int>(n), w.data());
+        if (kernel == "pairs" && !fit)
+          throw InputError("kernel='pairs' needs pair-limited weights (|w[2j][n]| + |w[2j+1][n]| <= " +
+                           std::to_string(mbf::kQgemmPairLimit) + " for every column n and pair j)");
+        const mbf::qgemm_fn fn = kernel == "general" || !fit ? k.qgemm : k.qgemm_pairs;
         py::array_t<std::uint8_t> out({m, n});
         const std::uint8_t* ap = a.data();
         std::uint8_t* op = out.mutable_data();
         py::gil_scoped_release release;
-        k.qgemm(static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), ap, kk, packed.data(), op, n, q);
+        fn(static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), ap, kk, packed.data(), op, n, q);
         return out;
       },
       py::arg("a"), py::arg("weights"), py::arg("scale"), py::arg("bias") = none,
       py::arg("input_zero_point") = 0, py::arg("output_zero_point") = 0, py::arg("clamp") = none,
-      py::arg("isa") = none,
+      py::arg("isa") = none, py::kw_only(), py::arg("kernel") = "auto",
       "int8 GEMM: a[M,K] uint8 (zero point input_zero_point) x weights[K,N] int8 + bias[N] int32 -> uint8 "
       "clamp(output_zero_point + rne(acc * scale[n]), min, max), acc the exact int32 sum of "
-      "(a - input_zero_point) * weights + bias; scale[N] float32, positive.");
+      "(a - input_zero_point) * weights + bias; scale[N] float32, positive. kernel: 'general' (exact for "
+      "any weights), 'pairs' (the ISA's kernel for pair-limited weights, |w[2j][n]| + |w[2j+1][n]| <= 128; "
+      "InputError for other weights) or 'auto' (pairs where the weights allow it, as the int8 network "
+      "does). Every choice gives the same bytes.");
   ops.def(
       "qdwconv3x3",
       [](const py::object& x_obj, const py::object& w_obj, const py::object& scale_obj, const py::object& bias_obj,

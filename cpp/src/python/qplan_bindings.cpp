@@ -105,6 +105,9 @@ void bind_qplan(py::module_& m) {
       .def_property_readonly("threads", &mbf::QPlan::threads)
       .def_property_readonly("num_classes", &mbf::QPlan::num_classes)
       .def_property_readonly("feature_channels", &mbf::QPlan::feature_channels)
+      .def_property_readonly("pair_limited_layers", &mbf::QPlan::pair_limited_layers,
+                             "GEMM layers whose weights are pair-limited (run on the ISA's pairs kernel)")
+      .def_property_readonly("gemm_layers", &mbf::QPlan::gemm_layers, "stem + pointwise + classifier layers")
       .def("__repr__", [](const mbf::QPlan& p) {
         return "QPlan(" + std::to_string(p.in_h()) + "x" + std::to_string(p.in_w()) + ", isa='" + p.isa() +
                "', threads=" + std::to_string(p.threads()) + ")";
