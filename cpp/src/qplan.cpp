@@ -84,7 +84,8 @@ std::size_t qgemm_panel_bytes(int k, int nr) {
 
 QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     : kernels_(kernels), in_h_(spec.in_h), in_w_(spec.in_w), num_classes_(spec.num_classes), threads_(threads) {
-  if (!kernels.qgemm || !kernels.qgemm_f32 || !kernels.qgemm_pairs || !kernels.qgemm_pairs_f32 || !kernels.qdwconv3x3_s1 || !kernels.qdwconv3x3_s2)
+  if (!kernels.qgemm || !kernels.qgemm_f32 || !kernels.qgemm_pairs || !kernels.qgemm_pairs_f32 ||
+      !kernels.qdwconv3x3_s1 || !kernels.qdwconv3x3_s2)
     throw InputError(std::string("ISA '") + kernels.isa + "' has no int8 kernels");
   if (threads < 1 || threads > kMaxThreads)
     throw InputError("threads must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
@@ -240,8 +241,8 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
       }
     }
   });
-  gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_, stem_pairs_,
-             pool);
+  gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_,
+             stem_pairs_, pool);
   // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
   for (const Block& L : blocks_) {
     const qdwconv3x3_fn dw = L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
@@ -268,7 +269,8 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
                                       pool_out_scale_);
     return true;
   }
-  (fc_pairs_ ? kernels_.qgemm_pairs_f32 : kernels_.qgemm_f32)(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
+  const qgemm_f32_fn fc = fc_pairs_ ? kernels_.qgemm_pairs_f32 : kernels_.qgemm_f32;
+  fc(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
   return true;
 }
 
