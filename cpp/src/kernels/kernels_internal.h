@@ -72,9 +72,10 @@ qgemm_f32_kernel qgemm_pairs_12x8c4_avx2_f32;
 constexpr int kQgemmMrAvx512Vnni = 14, kQgemmNrAvx512Vnni = 32;
 qgemm_kernel qgemm_6x8c4_avx2, qgemm_14x32c4_avx512vnni;
 qgemm_f32_kernel qgemm_6x8c4_avx2_f32, qgemm_14x32c4_avx512vnni_f32;
-// int8 depthwise 3x3 (kernels/int8/qdwconv3x3.h): products in int16 (|x - zp| * |w| <= 255 * 128
-// fits), summed in int32.
-qdwconv3x3_kernel qdwconv3x3_s1_avx2_8c, qdwconv3x3_s2_avx2_8c, qdwconv3x3_s1_avx512_16c, qdwconv3x3_s2_avx512_16c;
+// int8 depthwise 3x3: AVX-512 (kernels/int8/qdwconv3x3.h) with products in int16 (|x - zp| * |w|
+// <= 255 * 128 fits) summed in int32; AVX2 (avx2/qdwconv3x3_avx2_16c.cpp) with vpmaddwd on
+// interleaved pairs of taps.
+qdwconv3x3_kernel qdwconv3x3_s1_avx2_16c, qdwconv3x3_s2_avx2_16c, qdwconv3x3_s1_avx512_16c, qdwconv3x3_s2_avx512_16c;
 #endif
 
 #if defined(MBF_HAVE_NEON_KERNELS)

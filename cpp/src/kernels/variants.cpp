@@ -81,8 +81,8 @@ std::vector<KernelVariant> make_table() {
             qgemm_6x8c4_avx2_f32),
       qgemm("qgemm_u8s8_pairs_12x8c4_avx2", "avx2", kQgemmPairsMrAvx2, kQgemmNrAvx2, kAvx2Fma,
             qgemm_pairs_12x8c4_avx2, qgemm_pairs_12x8c4_avx2_f32, F::qgemm_u8s8_pairs),
-      qdw("qdwconv3x3_s1_avx2_8c", F::qdwconv3x3_s1, "avx2", 8, kAvx2Fma, qdwconv3x3_s1_avx2_8c),
-      qdw("qdwconv3x3_s2_avx2_8c", F::qdwconv3x3_s2, "avx2", 8, kAvx2Fma, qdwconv3x3_s2_avx2_8c),
+      qdw("qdwconv3x3_s1_avx2_16c", F::qdwconv3x3_s1, "avx2", 16, kAvx2Fma, qdwconv3x3_s1_avx2_16c),
+      qdw("qdwconv3x3_s2_avx2_16c", F::qdwconv3x3_s2, "avx2", 16, kAvx2Fma, qdwconv3x3_s2_avx2_16c),
       // ---- AVX-512 F/BW/VL/DQ (kernels/avx512/)
       conv("dwconv3x3_s1_avx512_16c", F::dwconv3x3_s1, "avx512", 1, 16, kAvx512, dwconv3x3_s1_avx512_16c),
       conv("dwconv3x3_s2_avx512_16c", F::dwconv3x3_s2, "avx512", 1, 16, kAvx512, dwconv3x3_s2_avx512_16c),

@@ -4,6 +4,7 @@
 // registers of 16 int16 (columns 0-3, 4-7), the 4 activations are repeated as int16 in every
 // 64-bit lane, and each column collects two partial sums in adjacent int32 lanes, added
 // horizontally when the tile is stored. Included only by translation units built with -mavx2.
+// (The AVX2 int8 depthwise kernel has its own code: kernels/avx2/qdwconv3x3_avx2_16c.cpp.)
 #pragma once
 
 #include <immintrin.h>
@@ -82,45 +83,6 @@ struct QVecAvx2 {
     alignas(16) std::uint8_t t[16];
     _mm_store_si128(reinterpret_cast<__m128i*>(t), b);
     for (int j = 0; j < n; ++j) c[j] = t[j];
-  }
-
-  // ---- depthwise: 8 channels per block, inputs widened to int16 minus the zero point, int16
-  // products (exact: |x - zp| * |w| <= 255 * 128), widened to int32 and summed. No byte-masked
-  // loads on AVX2: a partial block (C % 8 channels) goes through small buffers.
-  static constexpr int kDwLanes = 8;
-  static constexpr int kDwPixels = 4;  // 4 accumulators + 3 weights + 3 inputs + temporaries of 16
-  using DwMask = int;                  // active leading channels, 0..8
-  using DwX = __m128i;                 // 8 int16
-  using DwAcc = __m256i;               // 8 int32
-  static MBF_INLINE DwMask dw_mask_first(int n) { return n < 0 ? 0 : n < kDwLanes ? n : kDwLanes; }
-  static MBF_INLINE DwX dw_zero_x() { return _mm_setzero_si128(); }
-  static MBF_INLINE DwX dw_set_zx(std::int32_t zx) { return _mm_set1_epi16(static_cast<short>(zx)); }
-  static MBF_INLINE DwX dw_load_x(const std::uint8_t* p, DwMask m, DwX zx) {
-    __m128i b;
-    if (m >= kDwLanes) {
-      b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    } else {
-      alignas(16) std::uint8_t t[16] = {};
-      for (int j = 0; j < m; ++j) t[j] = p[j];
-      b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
-    }
-    return _mm_sub_epi16(_mm_cvtepu8_epi16(b), zx);
-  }
-  static MBF_INLINE DwX dw_load_w(const std::int16_t* p, DwMask m) {
-    if (m >= kDwLanes) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    alignas(16) std::int16_t t[8] = {};
-    for (int j = 0; j < m; ++j) t[j] = p[j];
-    return _mm_load_si128(reinterpret_cast<const __m128i*>(t));
-  }
-  static MBF_INLINE DwAcc dw_load_bias(const std::int32_t* p, DwMask m) {
-    return _mm256_maskload_epi32(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - m)));
-  }
-  static MBF_INLINE DwAcc dw_madd(DwAcc acc, DwX x, DwX w) {
-    return _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, w)));
-  }
-  static MBF_INLINE void dw_store(std::uint8_t* o, DwAcc acc, const float* scale, const Params& q, DwMask m) {
-    const __m256 s = _mm256_maskload_ps(scale, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - m)));
-    store_bytes(o, requant(acc, s, q), m);
   }
 };
 
