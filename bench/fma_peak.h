@@ -26,6 +26,10 @@ constexpr int kAvx512Chains = 16;  // _mm512_fmadd_ps, 16 lanes
 float fma_chains_avx512(long long rounds, float mul, float add);
 // int8: vpdpbusd chains, 16 lanes x 4 multiply-adds each (int8_peak_avx512vnni.cpp, -mavx512vnni).
 constexpr int kAvx512VnniChains = 16;
+// int8 on AVX2 without VNNI: vpmaddubsw + vpmaddwd + vpaddd chains, 8 lanes x 4 multiply-adds
+// each (fma_peak_avx2.cpp), the pairs GEMM's inner step.
+constexpr int kAvx2Int8Chains = 12;
+float maddubs_chains_avx2(long long rounds, float mul, float add);
 float dpbusd_chains_avx512vnni(long long rounds, float mul, float add);
 #endif
 

@@ -36,3 +36,32 @@ float fma_chains_avx2(long long rounds, float mul, float add) {
 }
 
 }  // namespace mbf_bench
+
+namespace mbf_bench {
+
+// The int8 peak of AVX2 without VNNI as the pairs GEMM computes (qvec_avx2_pairs.h): each step
+// is vpmaddubsw (32 uint8 x int8 products, added in pairs), vpmaddwd with ones (pairs of pairs
+// into int32) and vpaddd: 32 multiply-adds. The bytes multiplied are the accumulator's own, so
+// nothing can be hoisted out of the loop; 12 chains cover the ~7-cycle latency of a step.
+float maddubs_chains_avx2(long long rounds, float mul, float add) {
+  const __m256i b = _mm256_set1_epi32(static_cast<int>(mul * 1000.0f) | 0x01010101);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[kAvx2Int8Chains];
+#pragma GCC unroll 12
+  for (int i = 0; i < kAvx2Int8Chains; ++i) acc[i] = _mm256_set1_epi32(static_cast<int>(add * 1e6f) + i);
+  for (long long r = 0; r < rounds; ++r) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAvx2Int8Chains; ++i)
+      acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(acc[i], b), ones));
+  }
+  __m256i s = acc[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < kAvx2Int8Chains; ++i) s = _mm256_xor_si256(s, acc[i]);
+  alignas(32) int lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  int x = 0;
+  for (int i = 0; i < 8; ++i) x ^= lanes[i];
+  return static_cast<float>(x);
+}
+
+}  // namespace mbf_bench

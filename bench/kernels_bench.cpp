@@ -99,6 +99,10 @@ double int8_peak_gops(const std::string& isa, std::string& how) {
     how = std::to_string(mbf_bench::kAvx512VnniChains) + " _mm512_dpbusd_epi32 chains";
     return measure_gflops(mbf_bench::dpbusd_chains_avx512vnni, 2.0 * 64 * mbf_bench::kAvx512VnniChains);
   }
+  if (isa == "avx2" || isa == "avx512") {  // avx512 runs the AVX2 int8 GEMMs
+    how = std::to_string(mbf_bench::kAvx2Int8Chains) + " vpmaddubsw+vpmaddwd+vpaddd chains";
+    return measure_gflops(mbf_bench::maddubs_chains_avx2, 2.0 * 32 * mbf_bench::kAvx2Int8Chains);
+  }
 #endif
   (void)isa;
   how = "no int8 peak loop for this ISA";
