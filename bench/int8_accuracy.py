@@ -40,8 +40,8 @@ from mobilenet_fast import reference
 CALIBRATION = ["skimage:chelsea.png", "skimage:motorcycle_right.png", "skimage:camera.png", "sklearn:china.jpg",
                "skimage:gravel.png"]
 #: Options of a --configs item: nolimit (pair_limit=False), 7bit (weight_bits=7), gptq
-#: (rounding="gptq"), cle (equalize=True).
-OPTIONS = ("nolimit", "7bit", "gptq", "cle")
+#: (rounding="gptq").
+OPTIONS = ("nolimit", "7bit", "gptq")
 DEFAULT_CONFIGS = "minmax:0,mse:0,mse:1:nolimit,mse:1:7bit,mse:1,percentile:1"
 EVALUATION = ["skimage:astronaut.png", "skimage:coffee.png", "skimage:rocket.jpg", "skimage:motorcycle_left.png",
               "sklearn:flower.jpg", "matplotlib:grace_hopper.jpg", "skimage:brick.png", "skimage:grass.png"]
@@ -85,7 +85,7 @@ def main() -> int:
     ap.add_argument("--eval", type=int, default=256, help="evaluation crops (default 256)")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help="METHOD:BIAS_CORRECTION[:OPTION+OPTION...],... with OPTION one of "
-                         f"{', '.join(OPTIONS)} (nolimit: pair_limit=False; 7bit: weight_bits=7; "
+                         f"{', '.join(OPTIONS)} (nolimit: pair_limit=False; 7bit: weight_bits=7; gptq: rounding='gptq'; "
                          f"default {DEFAULT_CONFIGS})")
     ap.add_argument("--seed", type=int, default=1, help="seed of the calibration crops (default 1)")
     ap.add_argument("--eval-seed", type=int, help="seed of the evaluation crops (default: --seed + 1)")
@@ -115,8 +115,6 @@ def main() -> int:
         kwargs = {"pair_limit": "nolimit" not in opts, "weight_bits": 7 if "7bit" in opts else 8}
         if "gptq" in opts:
             kwargs["rounding"] = "gptq"
-        if "cle" in opts:
-            kwargs["equalize"] = True
         t0 = time.time()
         qn = Q.quantize_network(ws, cal, method=method, bias_correction=bc == "1", **kwargs)
         t1 = time.time()

@@ -365,6 +365,92 @@ def _quantize_weight(w: F32, b: F64, in_scale: float, *, pair_limit: bool = Fals
     return q, scale.astype(np.float32)
 
 
+#: How the int8 weight codes are chosen (``quantize_network(rounding=...)``).
+ROUNDINGS = ("nearest", "gptq")
+
+
+def _input_covariance(spec: LayerSpec, x: F64) -> F64:
+    """The covariance over the calibration pixels of a layer's (real-valued) input vectors, in the
+    row order of its weight matrix: ``[K, K]`` shared by every output channel (K = 27 for the
+    stem: kh, kw, ci; C_in for pointwise and dense), or ``[C, 9, 9]`` (one per channel) for a
+    depthwise layer. With bias correction the mean of a layer's output error is removed, so what
+    a weight error ``dw`` adds to the output's mean squared error is ``dw^T cov dw``."""
+    if spec.kind in ("conv3x3", "dwconv3x3"):
+        taps = [tap for _, _, tap in reference._padded_taps(x, spec.stride, spec.pads)]
+    else:
+        taps = [x]
+    if spec.kind == "dwconv3x3":
+        c = taps[0].shape[-1]
+        flat = [t.reshape(-1, c) for t in taps]
+        flat = [f - f.mean(axis=0) for f in flat]
+        cov = np.empty((c, 9, 9))
+        for i in range(9):
+            for j in range(i + 1):
+                cov[:, i, j] = cov[:, j, i] = np.einsum("mc,mc->c", flat[i], flat[j]) / flat[i].shape[0]
+        return cov
+    a = np.concatenate([t.reshape(-1, t.shape[-1]) for t in taps], axis=1)
+    a = a - a.mean(axis=0)
+    return np.asarray(a.T @ a / a.shape[0])
+
+
+def _gptq_factor(cov: F64, damp: float) -> F64:
+    """The upper Cholesky factor U of the inverse of the damped covariance (``inv = U^T U``),
+    batched over leading axes. ``damp``, relative to the mean variance, is added to the diagonal
+    (keeps the inverse finite for dead or collinear inputs and limits how far an error is pushed
+    into directions the calibration hardly samples)."""
+    k = cov.shape[-1]
+    d = np.diagonal(cov, axis1=-2, axis2=-1)
+    lam = damp * np.maximum(d.mean(axis=-1), 1e-12)
+    h = cov + (lam[..., None, None] if cov.ndim == 3 else lam) * np.eye(k)
+    dead = d <= 0  # inputs that never vary: their weights do not matter; keep H invertible
+    if np.any(dead):
+        h = h + np.where(dead, 1.0, 0.0)[..., None] * np.eye(k)
+    inv = np.linalg.inv(h)
+    inv = (inv + np.swapaxes(inv, -1, -2)) / 2
+    return np.asarray(np.swapaxes(np.linalg.cholesky(inv), -1, -2))
+
+
+def _gptq_round(w: F64, scale: F64, u: F64, qmax: int = 127, pair_limit: bool = False, block: int = 128) -> I64:
+    """Codes of ``w`` ([K, N]: rows are inputs, columns output channels with their ``scale``)
+    chosen one input row at a time, each row's rounding error spread over the rows not yet
+    rounded so that the output error ``dw^T cov dw`` stays small (Frantar et al. 2022, GPTQ;
+    lazy block updates). ``u``: :func:`_gptq_factor` of the covariance, ``[K, K]`` shared by the
+    columns or ``[N, K, K]`` one per column (depthwise). With ``pair_limit``, rows 2j and 2j+1
+    are a pair: row 2j takes its code from the pair-limited rounding of both rows' current
+    values (:func:`_round_pairs`), row 2j+1 is rounded within ``PAIR_LIMIT - |q[2j]|``."""
+    w = np.array(w, np.float64)
+    k = w.shape[0]
+    q = np.zeros(w.shape, np.int64)
+    shared = u.ndim == 2
+    if pair_limit:
+        block += block % 2
+    for b0 in range(0, k, block):
+        b1 = min(b0 + block, k)
+        err = np.zeros((b1 - b0, w.shape[1]))
+        for i in range(b0, b1):
+            if pair_limit and i % 2 == 0 and i + 1 < k:
+                qi = _round_pairs(np.stack([w[i], w[i + 1]]) / scale, qmax)[0].astype(np.float64)
+            elif pair_limit and i % 2 == 1:
+                room = np.minimum(qmax, PAIR_LIMIT - np.abs(q[i - 1]))
+                qi = np.clip(np.rint(w[i] / scale), -room, room)
+            else:
+                qi = np.clip(np.rint(w[i] / scale), -qmax, qmax)
+            q[i] = qi.astype(np.int64)
+            if shared:
+                e = (w[i] - qi * scale) / u[i, i]
+                w[i + 1:b1] -= np.outer(u[i, i + 1:b1], e)
+            else:
+                e = (w[i] - qi * scale) / u[:, i, i]
+                w[i + 1:b1] -= (u[:, i, i + 1:b1] * e[:, None]).T
+            err[i - b0] = e
+        if b1 < k:
+            if shared:
+                w[b1:] -= u[b0:b1, b1:].T @ err
+            else:
+                w[b1:] -= np.einsum("nik,in->kn", u[:, b0:b1, b1:], err)
+    return q
+
+
 def _float_layer(spec: LayerSpec, x: F64, w: F64, b: F64) -> F64:
     """The float layer before its clamp, on real-valued input."""
     if spec.kind == "conv3x3":
@@ -382,7 +468,8 @@ def _quantize_bias(b: F64, in_scale: float, w_scale: F32) -> npt.NDArray[np.int3
 
 
 def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse", percentile: float = 99.99,
-                     bias_correction: bool = True, pair_limit: bool = True, weight_bits: int = 8) -> QuantizedNet:
+                     bias_correction: bool = True, pair_limit: bool = True, weight_bits: int = 8,
+                     rounding: str = "nearest", damp: float = 0.01, gptq_kinds: Sequence[str] = ("conv3x3", "dwconv3x3", "pwconv", "dense")) -> QuantizedNet:
     """Quantise ``weights`` with the activation ranges of ``calibration`` (normalised float32
     images ``[N, H, W, 3]``, e.g. :func:`mobilenet_fast.preprocess` of real photos).
 
@@ -404,6 +491,10 @@ def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse
         raise InputError(f"percentile must be in (0, 100], got {percentile}")
     if weight_bits not in (7, 8):
         raise InputError(f"weight_bits must be 7 or 8, got {weight_bits}")
+    if rounding not in ROUNDINGS:
+        raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    if not damp > 0:
+        raise InputError(f"damp must be > 0, got {damp}")
     x = np.asarray(calibration, np.float64)
     if x.ndim != 4 or x.shape[3] != 3 or x.shape[0] == 0:
         raise InputError(f"calibration must be a non-empty [N, H, W, 3] batch, got shape {list(x.shape)}")
@@ -436,6 +527,12 @@ def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse
         wq, ws = _quantize_weight(wt.astype(np.float32), bt, qin.scale, pair_limit=pair_limit and gemm,
                                   weight_bits=weight_bits if gemm else 8)
         y_float = _float_layer(spec, xf, wt, bt)  # pre-clamp, float input
+        if rounding == "gptq" and spec.kind in gptq_kinds:
+            cov = _input_covariance(spec, qin.dequantize(q))
+            w2 = wt.reshape(9, -1) if spec.kind == "dwconv3x3" else wt.reshape(cov.shape[-1], -1)
+            codes = _gptq_round(w2, ws.astype(np.float64), _gptq_factor(cov, damp),
+                                qmax=2 ** ((weight_bits if gemm else 8) - 1) - 1, pair_limit=pair_limit and gemm)
+            wq = codes.reshape(wt.shape).astype(np.int8)
         if bias_correction:
             w_deq = wq.astype(np.float64) * ws.astype(np.float64)
             y_quant = _float_layer(spec, qin.dequantize(q), w_deq, bt)
@@ -451,7 +548,7 @@ def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse
         layers.append(layer)
         qin = out
     return QuantizedNet(cfg.alpha, inp, layers, pool_out, classifier, method, bias_correction,
-                        pair_limit=pair_limit)
+                        pair_limit=pair_limit, rounding=rounding)
 
 
 def agreement(a: F64, b: F64, confident: Optional[F64] = None) -> Tuple[float, float]:
