@@ -344,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the percentile for --method percentile (default 99.99)")
     q.add_argument("--no-bias-correction", action="store_true",
                    help="skip the per-channel bias correction (it is what makes MobileNetV1 quantise well)")
+    q.add_argument("--no-pair-limit", action="store_true",
+                   help="do not limit the GEMM weights to |q[2j]| + |q[2j+1]| <= 128 per pair of input channels "
+                        "(the limit, on by default, lets AVX2's vpmaddubsw run them exactly; without it the "
+                        "int8 GEMM on CPUs without VNNI takes its slower int16 path)")
     q.add_argument("--labels", metavar="FILE",
                    help="class names, one per line, stored in the output (default: the weights' labels)")
     q.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
@@ -697,6 +701,8 @@ def _read_any(path: str) -> Tuple[Any, Any]:
 
 def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
     """Per-layer int8 parameters of a QuantizedNet, for ``info``."""
+    from .quantization import GEMM_KINDS, PAIR_LIMIT, pair_sums
+
     rows = []
     for layer in list(qnet.layers) + ([qnet.classifier] if qnet.classifier is not None else []):
         ws = layer.weight_scale
@@ -708,6 +714,9 @@ def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
             "output_scale": None if layer.output is None else layer.output.scale,
             "output_zero_point": None if layer.output is None else layer.output.zero_point,
             "clamp": None if layer.output is None else list(layer.clamp),
+            # |q[2j, n]| + |q[2j+1, n]| <= 128 on every pair (vpmaddubsw exact); None: depthwise
+            "pairs_within_limit": (int(pair_sums(layer.weight).max()) <= PAIR_LIMIT
+                                   if layer.spec.kind in GEMM_KINDS else None),
         })
     return rows
 
@@ -926,15 +935,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     x_cal, calib = _decode_all(model, calib, "calibration", show)
     if not args.json:
         print(f"calibrating on {len(calib)} images ({args.method} ranges, "
-              f"{'no ' if args.no_bias_correction else ''}bias correction)...", file=sys.stderr)
+              f"{'no ' if args.no_bias_correction else ''}bias correction, "
+              f"{'no ' if args.no_pair_limit else ''}pair limit)...", file=sys.stderr)
     t0 = time.perf_counter()
     qmodel = quantize(model, x_cal, method=args.method, percentile=args.percentile,
-                      bias_correction=not args.no_bias_correction)
+                      bias_correction=not args.no_bias_correction, pair_limit=not args.no_pair_limit)
     seconds = time.perf_counter() - t0
     qmodel.save(out)
     result: Dict[str, Any] = {
         "output": out, "bytes": os.path.getsize(out), "weights": model.path, "calibration_images": len(calib),
-        "method": args.method, "bias_correction": not args.no_bias_correction, "seconds": round(seconds, 2),
+        "method": args.method, "bias_correction": not args.no_bias_correction,
+        "pair_limit": not args.no_pair_limit, "pairs_within_limit": qmodel.qnet.pairs_within_limit(),
+        "seconds": round(seconds, 2),
         "eval_images": 0, "agreement": None, "confident_images": 0, "agreement_confident": None,
     }
     if held and model.num_classes:

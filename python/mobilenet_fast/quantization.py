@@ -44,7 +44,7 @@ from .runner import Model, folded_tensors
 from .weights import ModelConfig, WeightSet
 
 __all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
-           "agreement", "METHODS"]
+           "agreement", "pair_sums", "METHODS", "PAIR_LIMIT", "GEMM_KINDS"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -104,6 +104,19 @@ class QuantizedNet:
     method: str
     bias_correction: bool
     notes: Dict[str, float] = field(default_factory=dict)
+    #: Whether the GEMM weights were quantised with the pair limit (provenance; what the weights
+    #: satisfy is :meth:`pairs_within_limit`).
+    pair_limit: bool = False
+    #: How the weight codes were chosen (provenance).
+    rounding: str = "nearest"
+
+    def pairs_within_limit(self) -> bool:
+        """Whether every GEMM layer (stem, pointwise, classifier) has ``|q[2j, n]| + |q[2j+1, n]|
+        <= PAIR_LIMIT`` for all pairs of consecutive K rows (what ``vpmaddubsw`` needs to be exact)."""
+        gemms = [l for l in self.layers if l.spec.kind in GEMM_KINDS]
+        if self.classifier is not None:
+            gemms.append(self.classifier)
+        return all(int(pair_sums(l.weight).max()) <= PAIR_LIMIT for l in gemms)
 
     def plan(self, height: int, width: int, *, isa: Optional[str] = None, threads: int = 1) -> "_core.QPlan":
         """The C++ int8 network (``mobilenet_fast._core.QPlan``) for inputs of ``height x width``
@@ -128,7 +141,7 @@ class QuantizedNet:
 
     def __repr__(self) -> str:
         return (f"QuantizedNet(alpha={self.config_alpha:g}, layers={len(self.layers)}, method={self.method!r}, "
-                f"bias_correction={self.bias_correction})")
+                f"bias_correction={self.bias_correction}, pair_limit={self.pair_limit})")
 
 
 # ---------------------------------------------------------------------------------------- ranges
@@ -247,15 +260,195 @@ def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
 
 # ---------------------------------------------------------------------------------- quantising
 
-def _quantize_weight(w: F32, b: F64, in_scale: float) -> Tuple[npt.NDArray[np.int8], F32]:
+#: With ``pair_limit``, every pair of consecutive int8 weights along the GEMM's K axis satisfies
+#: ``|q[2j, n]| + |q[2j+1, n]| <= PAIR_LIMIT``: then a uint8 x int8 pair sum (``vpmaddubsw``, int16
+#: with saturation) is at most 255 * 128 = 32640 and never saturates.
+PAIR_LIMIT = 128
+
+#: The layer kinds whose weights an int8 GEMM multiplies (pair-limited): the stem (K = the 27
+#: (kh, kw, ci) taps of ``weight.reshape(27, C)``), the pointwise layers and the classifier (K = rows).
+GEMM_KINDS = ("conv3x3", "pwconv", "dense")
+
+
+def pair_sums(weight: npt.NDArray[Any]) -> I64:
+    """``|q[2j, n]| + |q[2j+1, n]|`` of a GEMM layer's int8 weights (any shape whose last axis is
+    the output channel; K is the flattened rest, in the order the GEMM packer takes them; an odd
+    K's last row pairs with zero): ``[ceil(K / 2), N]``."""
+    a = np.abs(np.asarray(weight).reshape(-1, np.shape(weight)[-1]).astype(np.int64))
+    if a.shape[0] % 2:
+        a = np.concatenate([a, np.zeros((1, a.shape[1]), np.int64)])
+    out: I64 = a[0::2] + a[1::2]
+    return out
+
+
+def _round_pairs(r: F64, qmax: int = 127) -> I64:
+    """Nearest codes of ``r`` (real-valued codes, ``[K, N]``) in -qmax..qmax whose pairs of rows
+    (2j, 2j+1) keep ``|q0| + |q1| <= PAIR_LIMIT``. Where nearest rounding breaks the limit, the
+    pair becomes the lattice point of ``|q0| + |q1| = PAIR_LIMIT`` (same signs) nearest to
+    ``(r0, r1)``: the projection onto that line takes the same amount off both magnitudes (the
+    least squared error, the scale being the channel's for both), then rounds along the line."""
+    r = np.clip(np.asarray(r, np.float64), -qmax, qmax)
+    q = np.rint(r).astype(np.int64)
+    k = r.shape[0]
+    if k % 2:
+        r = np.concatenate([r, np.zeros((1, r.shape[1]))])
+        q = np.concatenate([q, np.zeros((1, q.shape[1]), np.int64)])
+    a, b = np.abs(r[0::2]), np.abs(r[1::2])
+    bad = np.abs(q[0::2]) + np.abs(q[1::2]) > PAIR_LIMIT
+    if np.any(bad):
+        lo = max(PAIR_LIMIT - qmax, 0)
+        qa = np.clip(np.rint((a - b + PAIR_LIMIT) / 2), lo, PAIR_LIMIT - lo).astype(np.int64)
+        qb = PAIR_LIMIT - qa
+        sa, sb = np.where(r[0::2] < 0, -1, 1), np.where(r[1::2] < 0, -1, 1)
+        q0, q1 = q[0::2], q[1::2]
+        q0[bad] = (sa * qa)[bad]
+        q1[bad] = (sb * qb)[bad]
+    out: I64 = q[:k]
+    return out
+
+
+def _pair_limited(w: F64, scale: F64, qmax: int = 127, steps: int = 32) -> Tuple[I64, F64]:
+    """Pair-limited codes of ``w`` (``[K, N]``) and the scale of each column: among the scales
+    from ``scale`` (the usual ``max |w| / qmax``) up to the one at which no pair of real codes
+    breaks the limit (``max |w0| + |w1| / PAIR_LIMIT``), in ``steps`` equal steps, the one whose
+    :func:`_round_pairs` codes give the least squared error ``sum (w - s q)^2`` of the column.
+    A larger scale rounds every weight more coarsely; a smaller one projects more pairs (a
+    channel whose weights are all near its maximum, as in the stem, would otherwise lose half
+    its gain)."""
+    a = np.abs(w)
+    if a.shape[0] % 2:
+        a = np.concatenate([a, np.zeros((1, a.shape[1]))])
+    top = np.maximum((a[0::2] + a[1::2]).max(axis=0) / PAIR_LIMIT, scale)
+    best_q = _round_pairs(w / scale, qmax)
+    best_s = np.array(scale, np.float64)
+    best_e = ((w - best_q * best_s) ** 2).sum(axis=0)
+    todo = top > scale
+    if not np.any(todo):
+        return best_q, best_s
+    wt = w[:, todo]
+    for t in np.linspace(0.0, 1.0, steps + 1)[1:]:
+        sc = scale[todo] + t * (top[todo] - scale[todo])
+        q = _round_pairs(wt / sc, qmax)
+        e = ((wt - q * sc) ** 2).sum(axis=0)
+        better = e < best_e[todo]
+        if np.any(better):
+            cols = np.flatnonzero(todo)[better]
+            best_q[:, cols] = q[:, better]
+            best_s[cols] = sc[better]
+            best_e[cols] = e[better]
+    return best_q, best_s
+
+
+def _quantize_weight(w: F32, b: F64, in_scale: float, *, pair_limit: bool = False,
+                     weight_bits: int = 8) -> Tuple[npt.NDArray[np.int8], F32]:
     """Per-output-channel (last axis) symmetric int8. A channel whose bias would not fit the
     accumulator at the scale in_scale * s_w (near-zero weights but a real bias, as some channels
-    of MobileNetV1 have after BatchNorm folding) gets a coarser weight scale: |bias| < 2^29 steps."""
+    of MobileNetV1 have after BatchNorm folding) gets a coarser weight scale: |bias| < 2^29 steps.
+
+    ``pair_limit``: the weights are a GEMM's ``[K, N]`` (flattened, see :data:`GEMM_KINDS`) and
+    every pair of consecutive rows keeps ``|q0| + |q1| <= PAIR_LIMIT`` (:func:`_round_pairs`; the
+    scale is still ``max |w| / 127``: the few pairs that break the limit are projected onto it).
+    ``weight_bits``: 7 gives codes in -63..63 (scale ``max |w| / 63``), the usual other way to keep
+    ``vpmaddubsw`` from saturating; the default 8 is -127..127."""
+    if weight_bits not in (7, 8):
+        raise InputError(f"weight_bits must be 7 or 8, got {weight_bits}")
+    qmax = 2 ** (weight_bits - 1) - 1
     wf = w.astype(np.float64)
     amax = np.abs(wf.reshape(-1, wf.shape[-1])).max(axis=0)
-    scale = np.maximum(np.where(amax > 0, amax / 127.0, 1.0), np.abs(b) / (np.float64(in_scale) * 2.0**29))
-    q = np.clip(np.rint(wf / scale), -127, 127).astype(np.int8)
+    scale = np.maximum(np.where(amax > 0, amax / qmax, 1.0), np.abs(b) / (np.float64(in_scale) * 2.0**29))
+    if pair_limit:
+        w2 = wf.reshape(-1, wf.shape[-1])
+        codes, scale = _pair_limited(w2, scale, qmax)
+        q = codes.reshape(wf.shape).astype(np.int8)
+    else:
+        q = np.clip(np.rint(wf / scale), -qmax, qmax).astype(np.int8)
     return q, scale.astype(np.float32)
+
+
+#: How the int8 weight codes are chosen (``quantize_network(rounding=...)``).
+ROUNDINGS = ("nearest", "gptq")
+
+
+def _input_covariance(spec: LayerSpec, x: F64) -> F64:
+    """The covariance over the calibration pixels of a layer's (real-valued) input vectors, in the
+    row order of its weight matrix: ``[K, K]`` shared by every output channel (K = 27 for the
+    stem: kh, kw, ci; C_in for pointwise and dense), or ``[C, 9, 9]`` (one per channel) for a
+    depthwise layer. With bias correction the mean of a layer's output error is removed, so what
+    a weight error ``dw`` adds to the output's mean squared error is ``dw^T cov dw``."""
+    if spec.kind in ("conv3x3", "dwconv3x3"):
+        taps = [tap for _, _, tap in reference._padded_taps(x, spec.stride, spec.pads)]
+    else:
+        taps = [x]
+    if spec.kind == "dwconv3x3":
+        c = taps[0].shape[-1]
+        flat = [t.reshape(-1, c) for t in taps]
+        flat = [f - f.mean(axis=0) for f in flat]
+        cov = np.empty((c, 9, 9))
+        for i in range(9):
+            for j in range(i + 1):
+                cov[:, i, j] = cov[:, j, i] = np.einsum("mc,mc->c", flat[i], flat[j]) / flat[i].shape[0]
+        return cov
+    a = np.concatenate([t.reshape(-1, t.shape[-1]) for t in taps], axis=1)
+    a = a - a.mean(axis=0)
+    return np.asarray(a.T @ a / a.shape[0])
+
+
+def _gptq_factor(cov: F64, damp: float) -> F64:
+    """The upper Cholesky factor U of the inverse of the damped covariance (``inv = U^T U``),
+    batched over leading axes. ``damp``, relative to the mean variance, is added to the diagonal
+    (keeps the inverse finite for dead or collinear inputs and limits how far an error is pushed
+    into directions the calibration hardly samples)."""
+    k = cov.shape[-1]
+    d = np.diagonal(cov, axis1=-2, axis2=-1)
+    lam = damp * np.maximum(d.mean(axis=-1), 1e-12)
+    h = cov + (lam[..., None, None] if cov.ndim == 3 else lam) * np.eye(k)
+    dead = d <= 0  # inputs that never vary: their weights do not matter; keep H invertible
+    if np.any(dead):
+        h = h + np.where(dead, 1.0, 0.0)[..., None] * np.eye(k)
+    inv = np.linalg.inv(h)
+    inv = (inv + np.swapaxes(inv, -1, -2)) / 2
+    return np.asarray(np.swapaxes(np.linalg.cholesky(inv), -1, -2))
+
+
+def _gptq_round(w: F64, scale: F64, u: F64, qmax: int = 127, pair_limit: bool = False, block: int = 128) -> I64:
+    """Codes of ``w`` ([K, N]: rows are inputs, columns output channels with their ``scale``)
+    chosen one input row at a time, each row's rounding error spread over the rows not yet
+    rounded so that the output error ``dw^T cov dw`` stays small (Frantar et al. 2022, GPTQ;
+    lazy block updates). ``u``: :func:`_gptq_factor` of the covariance, ``[K, K]`` shared by the
+    columns or ``[N, K, K]`` one per column (depthwise). With ``pair_limit``, rows 2j and 2j+1
+    are a pair: row 2j takes its code from the pair-limited rounding of both rows' current
+    values (:func:`_round_pairs`), row 2j+1 is rounded within ``PAIR_LIMIT - |q[2j]|``."""
+    w = np.array(w, np.float64)
+    k = w.shape[0]
+    q = np.zeros(w.shape, np.int64)
+    shared = u.ndim == 2
+    if pair_limit:
+        block += block % 2
+    for b0 in range(0, k, block):
+        b1 = min(b0 + block, k)
+        err = np.zeros((b1 - b0, w.shape[1]))
+        for i in range(b0, b1):
+            if pair_limit and i % 2 == 0 and i + 1 < k:
+                qi = _round_pairs(np.stack([w[i], w[i + 1]]) / scale, qmax)[0].astype(np.float64)
+            elif pair_limit and i % 2 == 1:
+                room = np.minimum(qmax, PAIR_LIMIT - np.abs(q[i - 1]))
+                qi = np.clip(np.rint(w[i] / scale), -room, room)
+            else:
+                qi = np.clip(np.rint(w[i] / scale), -qmax, qmax)
+            q[i] = qi.astype(np.int64)
+            if shared:
+                e = (w[i] - qi * scale) / u[i, i]
+                w[i + 1:b1] -= np.outer(u[i, i + 1:b1], e)
+            else:
+                e = (w[i] - qi * scale) / u[:, i, i]
+                w[i + 1:b1] -= (u[:, i, i + 1:b1] * e[:, None]).T
+            err[i - b0] = e
+        if b1 < k:
+            if shared:
+                w[b1:] -= u[b0:b1, b1:].T @ err
+            else:
+                w[b1:] -= np.einsum("nik,in->kn", u[:, b0:b1, b1:], err)
+    return q
 
 
 def _float_layer(spec: LayerSpec, x: F64, w: F64, b: F64) -> F64:
@@ -275,18 +468,33 @@ def _quantize_bias(b: F64, in_scale: float, w_scale: F32) -> npt.NDArray[np.int3
 
 
 def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse", percentile: float = 99.99,
-                     bias_correction: bool = True) -> QuantizedNet:
+                     bias_correction: bool = True, pair_limit: bool = True, weight_bits: int = 8,
+                     rounding: str = "nearest", damp: float = 0.01, gptq_kinds: Sequence[str] = ("conv3x3", "dwconv3x3", "pwconv", "dense")) -> QuantizedNet:
     """Quantise ``weights`` with the activation ranges of ``calibration`` (normalised float32
     images ``[N, H, W, 3]``, e.g. :func:`mobilenet_fast.preprocess` of real photos).
 
     ``method``: how the range of each activation is chosen (see :data:`METHODS`); ``percentile``
     for ``method="percentile"``; ``bias_correction``: the empirical per-channel correction of the
     quantised layers' mean error (on by default: it is what makes MobileNetV1 quantise well).
+    ``pair_limit`` (default on): the int8 weights of every GEMM layer (stem, pointwise,
+    classifier; not the depthwise ones) keep ``|q[2j, n]| + |q[2j+1, n]| <= 128`` for each output
+    channel n and pair j of consecutive input rows, K in the order the GEMM takes them (the stem's
+    K is ``weight.reshape(27, C)``'s rows: kh, kw, ci), so that AVX2's ``vpmaddubsw`` (uint8 x int8
+    pairs summed in int16, saturating) is exact; the rare pairs that break it are projected onto
+    it (:func:`_round_pairs`) and bias correction, computed with the final weights, absorbs the
+    mean of the change. ``weight_bits=7``: GEMM weights in -63..63 instead (the other usual remedy;
+    less accurate); the depthwise weights stay 8-bit.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0 < percentile <= 100:
         raise InputError(f"percentile must be in (0, 100], got {percentile}")
+    if weight_bits not in (7, 8):
+        raise InputError(f"weight_bits must be 7 or 8, got {weight_bits}")
+    if rounding not in ROUNDINGS:
+        raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    if not damp > 0:
+        raise InputError(f"damp must be > 0, got {damp}")
     x = np.asarray(calibration, np.float64)
     if x.ndim != 4 or x.shape[3] != 3 or x.shape[0] == 0:
         raise InputError(f"calibration must be a non-empty [N, H, W, 3] batch, got shape {list(x.shape)}")
@@ -315,8 +523,16 @@ def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse
             bt = weights.tensors["classifier.bias"].astype(np.float64)
         else:
             wt, bt = (a.astype(np.float64) for a in folded[spec.name])
-        wq, ws = _quantize_weight(wt.astype(np.float32), bt, qin.scale)
+        gemm = spec.kind in GEMM_KINDS
+        wq, ws = _quantize_weight(wt.astype(np.float32), bt, qin.scale, pair_limit=pair_limit and gemm,
+                                  weight_bits=weight_bits if gemm else 8)
         y_float = _float_layer(spec, xf, wt, bt)  # pre-clamp, float input
+        if rounding == "gptq" and spec.kind in gptq_kinds:
+            cov = _input_covariance(spec, qin.dequantize(q))
+            w2 = wt.reshape(9, -1) if spec.kind == "dwconv3x3" else wt.reshape(cov.shape[-1], -1)
+            codes = _gptq_round(w2, ws.astype(np.float64), _gptq_factor(cov, damp),
+                                qmax=2 ** ((weight_bits if gemm else 8) - 1) - 1, pair_limit=pair_limit and gemm)
+            wq = codes.reshape(wt.shape).astype(np.int8)
         if bias_correction:
             w_deq = wq.astype(np.float64) * ws.astype(np.float64)
             y_quant = _float_layer(spec, qin.dequantize(q), w_deq, bt)
@@ -331,7 +547,8 @@ def quantize_network(weights: WeightSet, calibration: F32, *, method: str = "mse
         q = _requantize(_accumulate(layer, q), layer.multiplier, out, layer.clamp)
         layers.append(layer)
         qin = out
-    return QuantizedNet(cfg.alpha, inp, layers, pool_out, classifier, method, bias_correction)
+    return QuantizedNet(cfg.alpha, inp, layers, pool_out, classifier, method, bias_correction,
+                        pair_limit=pair_limit, rounding=rounding)
 
 
 def agreement(a: F64, b: F64, confident: Optional[F64] = None) -> Tuple[float, float]:
@@ -435,14 +652,15 @@ class QuantizedModel(Model):
 
 
 def quantize(model: Union[Model, WeightSet, str, None], calibration: Any, *, method: str = "mse",
-             percentile: float = 99.99, bias_correction: bool = True, isa: Optional[str] = None,
-             threads: Optional[int] = None) -> QuantizedModel:
+             percentile: float = 99.99, bias_correction: bool = True, pair_limit: bool = True,
+             isa: Optional[str] = None, threads: Optional[int] = None) -> QuantizedModel:
     """Quantise a model to int8 with calibration images.
 
     ``model``: a :class:`Model`, a :class:`WeightSet`, a weight file's path or None (the shipped
     model). ``calibration``: images (paths, directories, PIL images, uint8 arrays, a list of
     them), preprocessed as the model expects, or a normalised float32 ``[N, H, W, 3]`` batch;
-    a few dozen varied photos are enough. ``method``, ``percentile``, ``bias_correction``: see
+    a few dozen varied photos are enough. ``method``, ``percentile``, ``bias_correction``,
+    ``pair_limit`` (on by default: GEMM weight pairs within ``|q0| + |q1| <= 128``): see
     :func:`quantize_network`. ``isa``/``threads``: for the returned model (default: those of
     ``model`` when it is a Model).
     """
@@ -455,5 +673,5 @@ def quantize(model: Union[Model, WeightSet, str, None], calibration: Any, *, met
             else Model(model, isa=isa, threads=threads)
     batch = _calibration_batch(base, calibration)
     qnet = quantize_network(base.weights, batch, method=method, percentile=percentile,
-                            bias_correction=bias_correction)
+                            bias_correction=bias_correction, pair_limit=pair_limit)
     return QuantizedModel(base.weights, qnet, isa=isa or base.isa, threads=threads or base.threads, path=base.path)

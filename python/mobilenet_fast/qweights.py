@@ -3,7 +3,10 @@
 
 The ``__metadata__`` is that of a float32 file (:meth:`ModelConfig.to_metadata`: architecture,
 input normalisation, labels, source) plus ``precision`` = ``"int8"`` and ``quantization`` (JSON:
-the range method and whether bias correction was used, for provenance only). Tensors, in network
+the range method, whether bias correction was used, ``pair_limit`` (whether the GEMM weights were
+quantised to keep ``|q[2j, n]| + |q[2j+1, n]| <= 128``) and the weights' ``rounding``, for
+provenance only: a reader that needs the pair condition checks the weights, e.g.
+:meth:`QuantizedNet.pairs_within_limit`). Tensors, in network
 order, with ``{layer}`` = ``stem.conv``, ``blocks.{i}.dw``, ``blocks.{i}.pw`` (as in float32
 files) and ``classifier``:
 
@@ -93,7 +96,8 @@ def save_quantized(path: PathLike, config: ModelConfig, qnet: "QuantizedNet") ->
     _build(config, tensors, "model")  # never write a file we would refuse to read
     meta = config.to_metadata()
     meta[PRECISION_KEY] = "int8"
-    meta["quantization"] = json.dumps({"method": qnet.method, "bias_correction": bool(qnet.bias_correction)})
+    meta["quantization"] = json.dumps({"method": qnet.method, "bias_correction": bool(qnet.bias_correction),
+                                       "pair_limit": bool(qnet.pair_limit), "rounding": qnet.rounding})
     blob = save(tensors, metadata=meta)
     with open(os.fspath(path), "wb") as f:
         f.write(_canonical_header(blob))
@@ -282,4 +286,6 @@ def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
     if isinstance(q, dict):
         qnet.method = str(q.get("method", "file"))
         qnet.bias_correction = bool(q.get("bias_correction", False))
+        qnet.pair_limit = bool(q.get("pair_limit", False))
+        qnet.rounding = str(q.get("rounding", "nearest"))
     return config, qnet
