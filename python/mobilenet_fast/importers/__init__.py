@@ -42,6 +42,7 @@ FORMATS: Dict[str, Tuple[str, str, str]] = {
     "keras": ("mobilenet_fast.importers.keras_h5", "import_keras", "Keras keras.applications.MobileNet (.h5/.keras)"),
     "onnx": ("mobilenet_fast.importers.onnx_graph", "import_onnx", "ONNX graph"),
     "torch": ("mobilenet_fast.importers.torch_state", "import_torch", "PyTorch/timm state dict"),
+    "tflite": ("mobilenet_fast.importers.tflite", "import_tflite", "TensorFlow Lite flatbuffer (.tflite)"),
 }
 
 #: file extension -> format (``.safetensors`` is resolved by :func:`detect_format`)
@@ -54,6 +55,7 @@ EXTENSIONS: Dict[str, str] = {
     ".pth": "torch",
     ".pt": "torch",
     ".bin": "torch",
+    ".tflite": "tflite",
 }
 
 
