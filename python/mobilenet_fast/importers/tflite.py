@@ -46,8 +46,9 @@ the flatbuffer; the default ``(x - 127.5) / 127.5`` is what Keras/TF-slim Mobile
 metadata does (a zip archive appended to the flatbuffer holding a text file with one name per
 class).
 
-Quantised files (int8 activations) are not float32 weights: :func:`import_tflite` refuses them
-and :func:`import_tflite_int8` maps them onto our int8 engine (see its docstring).
+Quantised files (int8 activations) are not float32 weights: :func:`import_tflite` refuses them,
+saying so; mapping them onto our int8 engine is not done yet (:func:`import_tflite_int8` refuses
+them too).
 """
 
 from __future__ import annotations
@@ -693,13 +694,13 @@ def import_tflite(path: PathLike, *, labels: Optional[Sequence[str]] = None,
 
     Raises :class:`FileNotFoundError`, :class:`MissingDependencyError` when the ``tflite`` package
     is missing, and :class:`ImportFormatError` naming the first operator that does not fit, for a
-    corrupt file, or for a quantised file (load that with :func:`mobilenet_fast.load`, which gives
-    an int8 model).
+    corrupt file, or for a quantised file (not supported yet).
     """
     _, p, where, _, g, found = _read_file(path)
     if _is_quantized(found):
         raise ImportFormatError(f"{where}: a quantised TFLite model (int8 activations), not float32 weights; "
-                                "load it with mobilenet_fast.load(path) (an int8 QuantizedModel)")
+                                "quantised .tflite files cannot be imported yet (float32 and float16-weight "
+                                "files can)")
     for layer in found.layers + ([found.classifier] if found.classifier is not None else []):
         for t in (layer.w, layer.b):
             if t is not None and t.data is not None and t.data.dtype != np.float32:
