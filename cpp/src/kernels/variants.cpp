@@ -97,6 +97,10 @@ std::vector<KernelVariant> make_table() {
       // vpdpbusd never saturates: the same kernel serves pair-limited weights.
       qgemm("qgemm_u8s8_pairs_14x32c4_avx512_vnni", "avx512_vnni", kQgemmMrAvx512Vnni, kQgemmNrAvx512Vnni,
             kAvx512 | kAvx512Vnni, qgemm_14x32c4_avx512vnni, qgemm_14x32c4_avx512vnni_f32, F::qgemm_u8s8_pairs),
+      qdw("qdwconv3x3_s1_avx512_vnni_16c", F::qdwconv3x3_s1, "avx512_vnni", 16, kAvx512 | kAvx512Vnni,
+          qdwconv3x3_s1_avx512vnni_16c),
+      qdw("qdwconv3x3_s2_avx512_vnni_16c", F::qdwconv3x3_s2, "avx512_vnni", 16, kAvx512 | kAvx512Vnni,
+          qdwconv3x3_s2_avx512vnni_16c),
 #endif
 #if defined(MBF_HAVE_NEON_KERNELS)
       // ---- NEON (kernels/neon/): aarch64, and armv7 with NEON + VFPv4
