@@ -12,7 +12,8 @@ The scheme is the one the int8 kernels implement (``ops.qgemm_u8s8``, ``ops.qdwc
 * **bias**: int32 at the scale ``s_in * s_w[c]`` of the accumulator;
 * **arithmetic**: exact int32 sums of ``(q_in - zp_in) * q_w`` plus the bias, requantised per
   output channel with the float32 multiplier ``s_in * s_w[c] / s_out``:
-  ``q_out = clamp(zp_out + rne(float32(acc) * m[c]), lo, hi)`` (round half to even), with ReLU6
+  ``q_out = clamp(zp_out + rne(float32(acc) * m[c]), lo, hi)`` (round half to even; ``m`` from
+  :func:`requant_multiplier`, float32 arithmetic as LiteRT's XNNPACK), with ReLU6
   in the clamp (``hi = q(6)``, at most 255). A padding tap is the input's zero point (adds 0).
   The stem is the same arithmetic on 3x3x3 patches; the global average pool sums the pixels in
   int32 and requantises with ``s_in / (H * W * s_out)``; the classifier returns float logits
@@ -44,6 +45,7 @@ from .runner import Model, folded_tensors
 from .weights import ModelConfig, WeightSet
 
 __all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
+           "requant_multiplier", "logit_scale",
            "agreement", "pair_sums", "METHODS", "PAIR_LIMIT", "GEMM_KINDS"]
 
 F32 = npt.NDArray[np.float32]
@@ -62,8 +64,10 @@ class QParams:
     zero_point: int
 
     def quantize(self, x: F64) -> I64:
-        """Real values to uint8 codes (float32 divide, round half to even, saturate)."""
-        q: I64 = np.rint(np.asarray(x, np.float32) / np.float32(self.scale)).astype(np.int64) + self.zero_point
+        """Real values to uint8 codes: multiplied by the float32 reciprocal of the scale (computed
+        once, as LiteRT/XNNPACK quantise a float input), rounded half to even, saturated."""
+        inv = np.float32(1) / np.float32(self.scale)
+        q: I64 = np.rint(np.asarray(x, np.float32) * inv).astype(np.int64) + self.zero_point
         return np.clip(q, 0, 255).astype(np.int64)
 
     def dequantize(self, q: I64) -> F64:
@@ -85,10 +89,26 @@ class QLayer:
 
     @property
     def multiplier(self) -> F32:
-        """The per-channel float32 requantisation multiplier ``s_in * s_w / s_out``."""
+        """The per-channel float32 requantisation multiplier ``s_in * s_w / s_out``
+        (:func:`requant_multiplier`)."""
         assert self.output is not None
-        return (np.float64(self.input.scale) * self.weight_scale.astype(np.float64)
-                / self.output.scale).astype(np.float32)
+        return requant_multiplier(self.input.scale, self.weight_scale, self.output.scale)
+
+
+def requant_multiplier(in_scale: float, weight_scale: npt.ArrayLike, out_scale: float) -> F32:
+    """``(s_in * s_w[c]) / s_out`` in float32 arithmetic: each scale rounded to float32, the
+    product rounded, then the quotient - the multiplier LiteRT's XNNPACK delegate computes for a
+    quantised conv, so that an imported ``.tflite`` gives its numbers exactly. (0 or inf where the
+    scales are absurd: the loaders refuse those.)"""
+    with np.errstate(over="ignore", under="ignore"):
+        prod = np.float32(in_scale) * np.asarray(weight_scale, np.float32)
+        return np.asarray(prod / np.float32(out_scale), np.float32)
+
+
+def logit_scale(in_scale: float, weight_scale: npt.ArrayLike) -> F32:
+    """The classifier's per-class float32 scale ``s_in * s_w[n]`` (float32 product)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return np.asarray(np.float32(in_scale) * np.asarray(weight_scale, np.float32), np.float32)
 
 
 @dataclass
@@ -235,7 +255,7 @@ def _pool(q: I64, inp: QParams, out: QParams) -> I64:
 
 def _logit_scale(layer: QLayer) -> F32:
     """The classifier's per-class float32 scale s_in * s_w."""
-    return (np.float64(layer.input.scale) * layer.weight_scale.astype(np.float64)).astype(np.float32)
+    return logit_scale(layer.input.scale, layer.weight_scale)
 
 
 def _logits(layer: QLayer, q: I64) -> F64:
