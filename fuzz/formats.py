@@ -1,7 +1,8 @@
 """The one table of fuzzed formats: how to build each seed, how to mutate it, what it needs.
 
 A format is a key of :data:`mobilenet_fast.importers.FORMATS` (inputs are loaded with
-``import_weights(path, fmt)``), or ``int8``: our int8 files, loaded with ``mobilenet_fast.load``. Each has one or more *variants* (container layouts of that format:
+``import_weights(path, fmt)``), or ``int8`` / ``tflite_int8``: our int8 files and quantised
+``.tflite`` files, loaded with ``mobilenet_fast.load`` and run once. Each has one or more *variants* (container layouts of that format:
 ``.keras`` / legacy ``.h5`` / ``.weights.h5``, zip / legacy ``torch.save``...), each with its seed
 builder, the file name whose extension mutated inputs keep, and its format-aware mutators
 (byte-level mutators apply to every variant). Adding a format is one entry here: a builder in
@@ -35,7 +36,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Format:
-    name: str  # key of mobilenet_fast.importers.FORMATS, or "int8"
+    name: str  # key of mobilenet_fast.importers.FORMATS, or "int8" / "tflite_int8"
     importer: str  # module that must exist for the format to be fuzzed
     needs: Tuple[str, ...]  # modules the importer needs for every variant
     variants: Tuple[Variant, ...]
@@ -51,6 +52,16 @@ FORMATS: Dict[str, Format] = {f.name: f for f in [
         Variant("classifier", "int8.safetensors", s.build_int8, ((m.safetensors_edit, 1.0), (m.qtensor_edit, 2.0))),
         Variant("features", "int8-features.safetensors", s.build_int8,
                 ((m.safetensors_edit, 1.0), (m.qtensor_edit, 2.0))),
+    )),
+    # .tflite: float files through import_weights; full-integer int8 ones through mobilenet_fast.load
+    # (as int8 models, then run once like our int8 files).
+    Format("tflite", "mobilenet_fast.importers.tflite", ("tflite",), (
+        Variant("float32", "model.tflite", s.build_tflite, ()),
+        Variant("float16", "model-f16.tflite", s.build_tflite, ()),
+    )),
+    Format("tflite_int8", "mobilenet_fast.importers.tflite", ("tflite",), (
+        Variant("int8", "model-int8.tflite", s.build_tflite, ()),
+        Variant("int8_floatio", "model-int8-floatio.tflite", s.build_tflite, ()),
     )),
     Format("pb", "mobilenet_fast.importers.tf_graphdef", ("google.protobuf", "tensorboard"), (
         Variant("content", "graph.pb", s.build_pb, ((m.graphdef_edit, 1.0),)),

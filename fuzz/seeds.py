@@ -140,6 +140,26 @@ def build_int8(path: str, variant: str) -> List[Span]:
     return [(8 + n, len(data))]
 
 
+#: The committed .tflite files written by TensorFlow's converter (scripts/make_import_fixtures.py).
+_TFLITE_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data",
+                                "tflite", "mnv1_025_128_{}.tflite")
+
+
+def build_tflite(path: str, variant: str) -> List[Span]:
+    """A copy of one of the committed .tflite fixtures (``float32``, ``float16``, ``int8``,
+    ``int8_floatio``: MobileNetV1 0.25/128, 100 classes); the data spans are its weight buffers,
+    so that byte mutations mostly hit the flatbuffer's tables, offsets and quantisation vectors."""
+    tfl = _require("tflite", "the 'tflite' extra")
+    with open(_TFLITE_FIXTURES.format(variant), "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data)
+    model = tfl.Model.GetRootAsModel(data, 0)
+    blobs = [model.Buffers(i).DataAsNumpy().tobytes() for i in range(model.BuffersLength())
+             if model.Buffers(i).DataLength() >= 64]
+    return _spans_of_blobs(data, blobs, 64)
+
+
 _TF = "MobilenetV1/"
 
 

@@ -121,6 +121,10 @@ def _selftest_load(index: int) -> Any:
     return None
 
 
+#: Formats whose files load as int8 models (mobilenet_fast.load) and are then run once.
+INT8_FORMATS = ("int8", "tflite_int8")
+
+
 def _load_int8(path: str, detect: bool) -> Any:
     """An int8 file as ``mobilenet_fast.load`` reads it (``detect``) or through ``load_quantized``."""
     from mobilenet_fast import QuantizedModel, load
@@ -165,8 +169,8 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
         try:
             if SELFTEST:
                 _selftest_load(index)
-            if fmt == "int8":
-                ws = _load_int8(path, detect)
+            if fmt in INT8_FORMATS:
+                ws = _load_int8(path, detect or fmt == "tflite_int8")
             else:
                 ws = load_weight_set(path) if detect else import_weights(path, fmt)
         except (MobileNetFastError, FileNotFoundError) as e:
@@ -184,11 +188,11 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
                        traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-6000:])
         else:
             try:
-                if fmt == "int8":
+                if fmt in INT8_FORMATS:
                     _check_int8(ws)
                 elif not isinstance(ws, WeightSet):
                     raise TypeError(f"import_weights returned a {type(ws).__name__}")
-                if fmt != "int8":
+                if fmt not in INT8_FORMATS:
                     validate_tensors(ws.tensors, ws.config, "fuzz")
                     for name, t in ws.tensors.items():
                         if not t.flags.c_contiguous:

@@ -9,7 +9,12 @@ the same weights in our format, so the imported model is checked against both:
   (unfolded) weights;
 * ``mobilenet_fast.load``, ``mobilenet-fast convert`` / ``classify --weights`` / ``info``;
 * malformed files (empty, truncated, wrong identifier, flatbuffer fields edited to an unsupported
-  operator, a depth multiplier of 2, a wrong stride) give an ImportFormatError naming the problem.
+  operator, a depth multiplier of 2, a wrong stride) give an ImportFormatError naming the problem;
+* full-integer int8 files (int8 or float input/output) through our int8 engine against LiteRT on
+  the same file: the same int8 logits and probabilities, bit for bit; C++ equal to the numpy
+  integer reference on every ISA; convert to our int8 file and back; quantisation parameters
+  edited to zero / NaN scales, out-of-range or nonzero weight zero points, scale vectors of the
+  wrong length: refused by name.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from mobilenet_fast.weights import load_weights
 
 tflite = pytest.importorskip("tflite", reason="the 'tflite' package (extra 'tflite') is needed to read .tflite files")
 
-from mobilenet_fast.importers.tflite import import_tflite  # noqa: E402
+from mobilenet_fast import quantization as Q  # noqa: E402
+from mobilenet_fast.importers.tflite import import_tflite, import_tflite_int8  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tflite")
 PREFIX = os.path.join(DATA, "mnv1_025_128")
@@ -252,8 +258,182 @@ def test_random_byte_edits_only_refuse(tmp_path):
 
 
 def test_quantised_file_refused_as_float_weights():
-    with pytest.raises(ImportFormatError, match="quantised TFLite model"):
+    with pytest.raises(ImportFormatError, match="quantised TFLite model.*int8 model"):
         import_tflite(INT8)
+    with pytest.raises(ImportFormatError, match="float TFLite model"):
+        import_tflite_int8(FLOAT32)
+    with pytest.raises(mf.InputError, match="quantised"):
+        mf.load(INT8, precision="float32")
+
+
+# -- quantised (full-integer int8) files: our int8 engine against LiteRT ----------------------------
+
+def _file_tensor(path: str, which: str):
+    """A tensor of the walked graph (``output`` or ``logits``), for its quantisation parameters."""
+    from mobilenet_fast.importers import tflite as T
+
+    found = T._read_file(path)[5]
+    return found.output if which == "output" else found.classifier.y
+
+
+def _on_grid(values: np.ndarray, t) -> np.ndarray:
+    """float values onto an int8 tensor's grid: clamp(zp + rne(v / scale)) (float32, as XNNPACK)."""
+    s, zp = np.float32(t.scale[0]), int(t.zero_point[0])
+    return np.clip(np.rint(values.astype(np.float32) / s) + zp, -128, 127).astype(np.int64)
+
+
+def int8_inputs() -> np.ndarray:
+    """sample_inputs plus ten more seeded noise images: ~1600 logits to compare."""
+    rng = np.random.default_rng(11)
+    return np.concatenate([sample_inputs(), rng.uniform(-1, 1, (10, 128, 128, 3)).astype(np.float32)])
+
+
+def test_int8_file_imports_as_our_int8_network():
+    model = mf.load(INT8, threads=1)
+    assert isinstance(model, mf.QuantizedModel) and model.precision == "int8"
+    c, qn = model.config, model.qnet
+    assert (c.alpha, c.resolution, c.num_classes, c.padding) == (0.25, (128, 128), 100, "tf_same")
+    assert "int8" in c.source and "mnv1_025_128_int8.tflite" in c.source
+    # int8 codes are uint8 codes - 128: the file's input zero point -1 is our 127
+    assert qn.input.zero_point == 127 and np.float32(qn.input.scale) == np.float32(1 / 127.5)
+    assert len(qn.layers) == 27 and qn.classifier is not None
+    for layer in qn.layers:
+        assert layer.weight.dtype == np.int8 and np.abs(layer.weight.astype(int)).max() <= 127
+        assert layer.output.zero_point == layer.clamp[0] == 0  # ReLU6 outputs: int8 zero point -128
+    assert qn.layers[0].weight.shape == (3, 3, 3, 8) and qn.layers[1].weight.shape == (3, 3, 8)
+    assert qn.classifier.weight.shape == (256, 100)
+    # the C++ int8 network equals the numpy integer reference bit for bit, on every ISA
+    x = int8_inputs()[:3]
+    ref = Q.int8_forward(qn, x)
+    for isa in mf.cpu_info()["supported_isas"]:
+        got = mf.load(INT8, isa=isa, threads=2).logits(x)
+        assert np.array_equal(got.astype(np.float64), ref), isa
+
+
+def test_int8_file_matches_litert_exactly():
+    """int8 input and int8 logits: LiteRT (XNNPACK) fed the codes our model quantises the images
+    to gives exactly our logits rounded onto the file's output grid."""
+    model = mf.load(INT8, threads=1)
+    x = int8_inputs()
+    codes = (model.qnet.input.quantize(x) - 128).astype(np.int8)
+    ref = run_litert(INT8, codes).astype(np.int64)
+    ours = _on_grid(model.logits(x), _file_tensor(INT8, "output"))
+    assert ref.shape == ours.shape == (len(x), 100)
+    assert np.array_equal(ours, ref), f"{int((ours != ref).sum())} of {ours.size} logits differ"
+    assert np.array_equal(model.logits(x).argmax(1), ref.argmax(1))
+
+
+def test_int8_float_io_file_matches_litert():
+    """float input (QUANTIZE) and SOFTMAX + DEQUANTIZE output: our logits rounded onto the file's
+    logit grid and through a float softmax give LiteRT's probabilities (int8, 1/256 steps). Our
+    own probabilities are the softmax of the unrounded logits (finer than the file's logit grid),
+    so only their top-1 is compared."""
+    model = mf.load(INT8_FLOATIO, threads=1)
+    x = int8_inputs()
+    ref = run_litert(INT8_FLOATIO, x)
+    ref_codes = np.rint(ref.astype(np.float64) * 256) - 128
+    logits_t = _file_tensor(INT8_FLOATIO, "logits")
+    lq = (_on_grid(model.logits(x), logits_t) - int(logits_t.zero_point[0])) * float(logits_t.scale[0])
+    e = np.exp(lq - lq.max(axis=1, keepdims=True))
+    codes = np.clip(np.rint(e / e.sum(axis=1, keepdims=True) * 256) - 128, -128, 127)
+    diff = np.abs(codes - ref_codes)
+    assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, (diff.max(), (diff == 0).mean())
+    assert np.array_equal(model.predict(x).argmax(1), ref.argmax(1))
+
+
+def test_int8_tflite_convert_classify_info(tmp_path, capsys):
+    dst = tmp_path / "from_int8.safetensors"
+    assert cli.main(["convert", INT8, str(dst)]) == 0
+    x = int8_inputs()[:4]
+    a, b = mf.load(INT8, threads=1), mf.load(dst, threads=1)
+    assert isinstance(b, mf.QuantizedModel) and b.config == a.config
+    assert np.array_equal(a.logits(x), b.logits(x))
+    png = tmp_path / "crop.png"
+    from PIL import Image
+
+    Image.fromarray(np.load(PREFIX + "_images.npy")[0]).save(png)
+    capsys.readouterr()
+    assert cli.main(["classify", str(png), "--weights", INT8_FLOATIO, "--threads", "1"]) == 0
+    assert "class_" in capsys.readouterr().out
+    assert cli.main(["info", "--weights", INT8]) == 0
+    out = capsys.readouterr().out
+    assert "precision int8" in out
+    assert cli.main(["convert", INT8, str(tmp_path / "x.onnx")]) != 0
+    assert "int8 model: exporting int8 to ONNX is not supported" in capsys.readouterr().err
+
+
+def _quant_vector_pos(buf: bytes, tensor: int, slot: int) -> int:
+    """Byte position of element 0 of a tensor's quantisation vector (slot 8: scale, 10: zero point)."""
+    q = _model(buf).Subgraphs(0).Tensors(tensor).Quantization()
+    o = q._tab.Offset(slot)
+    assert o, "the fixture tensor has no such quantisation vector"
+    return q._tab.Vector(o)
+
+
+def _int8_edited(tmp_path, edits):
+    buf = bytearray(pathlib.Path(INT8).read_bytes())
+    for pos, fmt, value in edits:
+        struct.pack_into(fmt, buf, pos, value)
+    path = tmp_path / "edited_int8.tflite"
+    path.write_bytes(bytes(buf))
+    return path
+
+
+def _stem(buf: bytes):
+    """(input tensor, weight tensor, output tensor) indices of the stem conv (operator 0)."""
+    op = _op(buf, 0)
+    return int(op.Inputs(0)), int(op.Inputs(1)), int(op.Outputs(0))
+
+
+@pytest.mark.parametrize("what, match", [
+    ("weight scale 0", r"weights .* scale that is not finite and > 0"),
+    ("weight scale count", r"weights .* have 3 scales .* for 8 output channels"),
+    ("weight zero point", r"zero point other than 0"),
+    ("activation scale nan", r"has scale nan"),
+    ("activation scale tiny", r"has scale 9\.9\d*e-41; an activation scale must be in 1e-12\.\.1e12"),
+    ("activation zero point", r"zero point 300, outside"),
+    ("activation scales 2", r"2 scales and 1 zero points"),
+])
+def test_int8_bad_quantisation_refused(tmp_path, what, match):
+    buf = pathlib.Path(INT8).read_bytes()
+    _, w, y = _stem(buf)
+    if what == "weight scale 0":
+        edits = [(_quant_vector_pos(buf, w, 8) + 4, "<f", 0.0)]
+    elif what == "weight scale count":
+        edits = [(_quant_vector_pos(buf, w, 8) - 4, "<I", 3)]  # the vector's length prefix
+    elif what == "weight zero point":
+        edits = [(_quant_vector_pos(buf, w, 10) + 8, "<q", 5)]
+    elif what == "activation scale nan":
+        edits = [(_quant_vector_pos(buf, y, 8), "<f", float("nan"))]
+    elif what == "activation scale tiny":  # a float32 denormal: its reciprocal is infinite
+        edits = [(_quant_vector_pos(buf, y, 8), "<f", 1e-40)]
+    elif what == "activation zero point":
+        edits = [(_quant_vector_pos(buf, y, 10), "<q", 300)]
+    else:
+        edits = [(_quant_vector_pos(buf, y, 8) - 4, "<I", 2)]
+    path = _int8_edited(tmp_path, edits)
+    with pytest.raises(ImportFormatError, match=match):
+        import_tflite_int8(path)
+    with pytest.raises(MobileNetFastError):
+        mf.load(path)
+
+
+def test_int8_random_byte_edits_only_refuse(tmp_path):
+    """Random edits of the int8 file's tables: an ImportFormatError, or a model that runs."""
+    blob = pathlib.Path(INT8).read_bytes()
+    rng = np.random.default_rng(5)
+    path = tmp_path / "fuzz_int8.tflite"
+    x = int8_inputs()[:1]
+    for _ in range(30):
+        buf = bytearray(blob)
+        for pos in rng.integers(8, 8192, 3):
+            buf[int(pos)] = int(rng.integers(256))
+        path.write_bytes(bytes(buf))
+        try:
+            model = mf.load(path, threads=1)
+        except MobileNetFastError:
+            continue
+        assert model.logits(x).shape[0] == 1
 
 
 def test_missing_tflite_package(monkeypatch):

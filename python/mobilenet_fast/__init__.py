@@ -102,8 +102,8 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
     its int8 version).
 
     ``path`` may be our ``.safetensors`` (float32 or int8) or any importer's file (see
-    :func:`load_weight_set`); ``fmt`` forces the format. An int8 file gives a
-    :class:`QuantizedModel`. ``precision`` (``"float32"`` or ``"int8"``; default: whatever the
+    :func:`load_weight_set`); ``fmt`` forces the format. An int8 file (ours, or a quantised
+    ``.tflite``) gives a :class:`QuantizedModel`. ``precision`` (``"float32"`` or ``"int8"``; default: whatever the
     file holds) states what you expect: a file of the other precision raises :class:`InputError`
     (quantise float32 weights with :func:`quantize`). ``labels`` replaces the class names: a list
     with one name per class, or the path of a text file with one name per line.
@@ -131,6 +131,15 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
         config, qnet = load_quantized(p)
         qmodel = QuantizedModel(config, qnet, isa=isa, threads=threads, path=p)
         return qmodel.with_labels(labels) if labels is not None else qmodel
+    if fmt in (None, "tflite") and not ours:
+        from .qweights import read_int8
+
+        found = read_int8(p, fmt)  # a quantised .tflite
+        if found is not None:
+            if precision == "float32":
+                raise InputError(f"{p} holds a quantised (int8) model, not float32 weights")
+            qmodel = QuantizedModel(found[0], found[1], isa=isa, threads=threads, path=p)
+            return qmodel.with_labels(labels) if labels is not None else qmodel
     if precision == "int8":
         raise InputError(f"{p} holds float32 weights, not an int8 model: quantise them with "
                          "mobilenet_fast.quantize(model, calibration_images) or 'mobilenet-fast quantize'")

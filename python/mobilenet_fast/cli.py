@@ -692,10 +692,11 @@ def _load(weights: Optional[str], isa: Optional[str] = None, threads: Optional[i
 def _read_any(path: str) -> Tuple[Any, Any]:
     """(config, the QuantizedNet of an int8 file or None) of any weight file ``load`` reads."""
     from . import load_weight_set
-    from .qweights import file_precision, load_quantized
+    from .qweights import read_int8
 
-    if path.lower().endswith(".safetensors") and file_precision(path) == "int8":
-        return load_quantized(path)
+    found = read_int8(path)
+    if found is not None:
+        return found
     return load_weight_set(path).config, None
 
 
@@ -794,11 +795,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise InputError(f"{dst} exists; pass --force to overwrite it")
     if not dst.lower().endswith((".onnx", ".safetensors")):
         raise InputError(f"cannot tell the output format of {dst!r}: use a .safetensors or .onnx extension")
-    from .qweights import file_precision
+    from .qweights import read_int8
 
-    if args.src_format in (None, "ours") and args.src.lower().endswith(".safetensors") \
-            and file_precision(args.src) == "int8":
-        return _convert_int8(args)
+    found = read_int8(args.src, args.src_format)
+    if found is not None:
+        return _convert_int8(args, *found)
     ws = load_weight_set(args.src, fmt=args.src_format)
     if args.resolution is not None:
         from .architecture import MobileNetV1
@@ -836,12 +837,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert_int8(args: argparse.Namespace) -> int:
-    """``convert`` of an int8 file: to our int8 .safetensors again, with new labels or resolution."""
+def _convert_int8(args: argparse.Namespace, cfg: Any, qnet: Any) -> int:
+    """``convert`` of an int8 model (ours, or a quantised .tflite): to our int8 .safetensors, with
+    new labels or resolution; the quantisation is kept as it is."""
     from dataclasses import replace
 
     from .errors import InputError
-    from .qweights import load_quantized, save_quantized
+    from .qweights import save_quantized
 
     if args.dst.lower().endswith(".onnx"):
         raise InputError(f"{args.src} is an int8 model: exporting int8 to ONNX is not supported (yet); "
@@ -851,7 +853,6 @@ def _convert_int8(args: argparse.Namespace) -> int:
     if changed:
         raise InputError(f"{', '.join(changed)} would change what the int8 parameters of {args.src} were "
                          "calibrated for: convert the float32 weights, then quantise them again")
-    cfg, qnet = load_quantized(args.src)
     if args.resolution is not None:
         from .architecture import MobileNetV1
 

@@ -43,7 +43,7 @@ import numpy as np
 from .errors import WeightFileError
 from .weights import ModelConfig, _canonical_header
 
-__all__ = ["PRECISION_KEY", "file_precision", "save_quantized", "load_quantized", "quantized_tensors"]
+__all__ = ["PRECISION_KEY", "file_precision", "save_quantized", "load_quantized", "quantized_tensors", "read_int8"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: The metadata key naming a file's precision (absent: float32).
@@ -122,6 +122,23 @@ def file_precision(path: PathLike) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def read_int8(path: PathLike, fmt: Optional[str] = None) -> Optional[Tuple[ModelConfig, "QuantizedNet"]]:
+    """``(config, qnet)`` when ``path`` holds an int8 model - our int8 ``.safetensors`` or a
+    quantised ``.tflite`` (:func:`mobilenet_fast.importers.tflite.import_tflite_int8`) - else None
+    (float32 weights of any format, or a file the float loaders will explain). ``fmt`` as for
+    :func:`mobilenet_fast.load` (None: from the extension)."""
+    p = os.fspath(path)
+    low = p.lower()
+    if fmt in (None, "ours") and low.endswith(".safetensors"):
+        return load_quantized(p) if file_precision(p) == "int8" else None
+    if (fmt == "tflite" or (fmt is None and low.endswith(".tflite"))) and os.path.isfile(p):
+        from .importers.tflite import import_tflite_int8, tflite_precision
+
+        if tflite_precision(p) == "int8":
+            return import_tflite_int8(p)
+    return None
+
+
 #: dtype of each tensor kind, by name suffix, as safetensors names it and as numpy does.
 _DTYPES = {"weight": ("I8", np.int8), "weight_scale": ("F32", np.float32), "bias": ("I32", np.int32),
            "output_scale": ("F64", np.float64), "output_zero_point": ("I32", np.int32), "clamp": ("I32", np.int32),
@@ -149,7 +166,7 @@ def expected_quantized(config: ModelConfig) -> Dict[str, Tuple[Tuple[int, ...], 
 
 def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "QuantizedNet":
     """The QuantizedNet of validated tensors ``t``; :class:`WeightFileError` naming the first problem."""
-    from .quantization import QLayer, QParams, QuantizedNet
+    from .quantization import QLayer, QParams, QuantizedNet, logit_scale, requant_multiplier
 
     expected = expected_quantized(config)
     missing = [k for k in expected if k not in t]
@@ -188,8 +205,7 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
             raise bad(f"{p}.weight", "holds -128: int8 weights are symmetric, -127..127")
         if not (np.isfinite(ws).all() and (ws > 0).all()):
             raise bad(f"{p}.weight_scale", "holds a scale that is not finite and > 0")
-        with np.errstate(over="ignore", under="ignore"):  # judged below: 0 or inf is refused
-            m = (np.float64(qin.scale) * ws.astype(np.float64)).astype(np.float32)
+        m = logit_scale(qin.scale, ws)  # judged below: 0 or inf is refused
         if not (np.isfinite(m).all() and (m > 0).all()):
             raise bad(f"{p}.weight_scale", "gives a multiplier that is 0 or not finite in float32")
         # Room in int32 for the largest accumulation any input can give: |x - zp| <= 255, |w| <= 127.
@@ -219,8 +235,7 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
         lo, hi = (int(v) for v in t[f"{p}.clamp"])
         if not 0 <= lo <= hi <= 255:
             raise bad(f"{p}.clamp", f"is [{lo}, {hi}]: expected 0 <= low <= high <= 255")
-        with np.errstate(over="ignore", under="ignore"):
-            m = (np.float64(qin.scale) * ws.astype(np.float64) / out.scale).astype(np.float32)
+        m = requant_multiplier(qin.scale, ws, out.scale)
         if not (np.isfinite(m).all() and (m > 0).all()):
             raise bad(f"{p}.output_scale", "gives a requantisation multiplier that is 0 or not finite in float32")
         layers.append(QLayer(s, w, ws, b, qin, out, (lo, hi)))

@@ -14,6 +14,8 @@ format    files                                       module (extra it needs)
 ``onnx``  ``.onnx``                                   :mod:`.onnx_graph` (``onnx``)
 ``torch`` ``.pth``, ``.pt``, ``.bin``, ``.safetensors``  :mod:`.torch_state` (torch for pickles)
           (timm ``mobilenetv1_*`` state dicts)
+``tflite`` ``.tflite`` float32 / float16 / int8       :mod:`.tflite` (``tflite``; int8 files: see
+                                                      ``import_tflite_int8`` and ``mobilenet_fast.load``)
 ========  ==========================================  ============================================
 
 :func:`detect_format` picks the format from the extension (a ``.safetensors`` file is ours when its

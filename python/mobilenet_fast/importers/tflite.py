@@ -46,9 +46,10 @@ the flatbuffer; the default ``(x - 127.5) / 127.5`` is what Keras/TF-slim Mobile
 metadata does (a zip archive appended to the flatbuffer holding a text file with one name per
 class).
 
-Quantised files (int8 activations) are not float32 weights: :func:`import_tflite` refuses them,
-saying so; mapping them onto our int8 engine is not done yet (:func:`import_tflite_int8` refuses
-them too).
+Quantised files (int8 or uint8 activations): :func:`import_tflite` refuses them, saying so;
+:func:`import_tflite_int8` maps full-integer files with symmetric int8 weights onto our int8
+engine (the arithmetic is described there). Files with asymmetric weights (a weight zero point,
+as the legacy uint8 ``*_quant.tflite`` files have) are refused by name.
 """
 
 from __future__ import annotations
@@ -694,13 +695,12 @@ def import_tflite(path: PathLike, *, labels: Optional[Sequence[str]] = None,
 
     Raises :class:`FileNotFoundError`, :class:`MissingDependencyError` when the ``tflite`` package
     is missing, and :class:`ImportFormatError` naming the first operator that does not fit, for a
-    corrupt file, or for a quantised file (not supported yet).
+    corrupt file, or for a quantised file (read those with :func:`import_tflite_int8`).
     """
     _, p, where, _, g, found = _read_file(path)
     if _is_quantized(found):
         raise ImportFormatError(f"{where}: a quantised TFLite model (int8 activations), not float32 weights; "
-                                "quantised .tflite files cannot be imported yet (float32 and float16-weight "
-                                "files can)")
+                                "mobilenet_fast.load (or import_tflite_int8) reads it as an int8 model")
     for layer in found.layers + ([found.classifier] if found.classifier is not None else []):
         for t in (layer.w, layer.b):
             if t is not None and t.data is not None and t.data.dtype != np.float32:
@@ -742,6 +742,150 @@ def import_tflite(path: PathLike, *, labels: Optional[Sequence[str]] = None,
         raise g.error(f"the imported tensors do not form a valid MobileNetV1: {e}") from None
 
 
-def import_tflite_int8(path: PathLike, **kwargs: Any) -> Any:
-    """Quantised ``.tflite`` files: not mapped yet (raises :class:`ImportFormatError`)."""
-    raise ImportFormatError("int8 .tflite files are not supported yet")
+def _act_params(g: _Graph, t: _Tensor, what: str) -> Tuple[float, int]:
+    """(scale, uint8 zero point) of a per-tensor quantised int8 or uint8 activation. An int8 code
+    q is the uint8 code q + 128 with the zero point moved by 128: the same real values, exactly."""
+    if t.type not in (_INT8, _UINT8) or not t.quantized:
+        raise g.error(f"{what} {t.name!r} is {t.type_name}{'' if t.quantized else ' without quantisation'}; "
+                      "a quantised MobileNetV1 has int8 or uint8 activations with a scale and a zero point")
+    assert t.scale is not None and t.zero_point is not None
+    if t.scale.size != 1 or t.zero_point.size != 1:
+        raise g.error(f"{what} {t.name!r} has {t.scale.size} scales and {t.zero_point.size} zero points; "
+                      "an activation is quantised per tensor (one of each)")
+    scale = float(t.scale[0])
+    # The bounds of our int8 files (qweights): every ratio of two scales stays a finite, non-zero float32.
+    if not (np.isfinite(scale) and 1e-12 <= scale <= 1e12):
+        raise g.error(f"{what} {t.name!r} has scale {scale!r}; an activation scale must be in 1e-12..1e12")
+    zp = int(t.zero_point[0]) + (128 if t.type == _INT8 else 0)
+    if not 0 <= zp <= 255:
+        raise g.error(f"{what} {t.name!r} has zero point {int(t.zero_point[0])}, outside its type's range")
+    return scale, zp
+
+
+def _int8_weights(g: _Graph, layer: _Layer, channels: int, qdim: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The int8 codes of a layer's weights (file layout) and one float32 scale per output channel."""
+    w = layer.w
+    if w.type != _INT8 or w.data is None or not w.quantized:
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} are {w.type_name}; a quantised MobileNetV1 "
+                      "has int8 weights with per-channel (or per-tensor) scales")
+    assert w.scale is not None and w.zero_point is not None
+    if w.scale.size not in (1, channels) or w.zero_point.size not in (1, w.scale.size):
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have {w.scale.size} scales and "
+                      f"{w.zero_point.size} zero points for {channels} output channels")
+    if w.scale.size > 1 and w.qdim != qdim:
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} are quantised along dimension {w.qdim}, "
+                      f"expected {qdim} (the output channels)")
+    if np.any(w.zero_point != 0):
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have a zero point other than 0 (asymmetric "
+                      "weights, as legacy uint8 files have); only symmetric int8 weights are supported")
+    scale = np.broadcast_to(w.scale.astype(np.float32), (channels,)).copy()
+    if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have a scale that is not finite and > 0")
+    if np.any(w.data == -128):
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} hold -128; symmetric int8 weights are -127..127")
+    return w.data, scale
+
+
+def _int32_bias(g: _Graph, layer: _Layer, channels: int, in_scale: float, w_scale: np.ndarray,
+                depth: int) -> np.ndarray:
+    """The int32 bias, checked: at the accumulator's scale, and leaving the int32 accumulator room
+    for the largest sum of ``depth`` products any input can give (|x - zp| <= 255, |w| <= 127)."""
+    b = layer.b
+    if b is None:
+        return np.zeros(channels, np.int32)
+    if b.type != _INT32 or b.data is None or b.data.shape != (channels,):
+        raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} is {b.type_name} of shape {list(b.shape)}; "
+                      f"expected int32 [{channels}]")
+    if b.quantized:
+        assert b.scale is not None
+        want = np.float64(in_scale) * w_scale.astype(np.float64)
+        got = np.broadcast_to(b.scale.astype(np.float64), (channels,))
+        if not np.allclose(got, want, rtol=1e-5, atol=0):
+            raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} is not at the accumulator's scale "
+                          "(input scale x weight scale)")
+    room = 2**31 - 1 - 255 * 127 * depth
+    if np.any(np.abs(b.data.astype(np.int64)) > room):
+        raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} holds a value beyond +-{room}: the int32 accumulator "
+                      "could overflow")
+    return b.data.astype(np.int32)
+
+
+def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None,
+                       input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
+                       source: Optional[str] = None) -> Tuple[ModelConfig, Any]:
+    """Read a full-integer MobileNetV1 ``.tflite`` (int8 or uint8 activations, symmetric int8
+    weights per channel or per tensor, int32 biases) as our int8 network: returns
+    ``(config, qnet)`` (a :class:`~mobilenet_fast.quantization.QuantizedNet`), what
+    :func:`mobilenet_fast.load` turns into a :class:`~mobilenet_fast.quantization.QuantizedModel`.
+
+    The file's arithmetic maps onto ours without change: an int8 activation code q is the uint8
+    code q + 128 (zero point + 128), weights and biases are taken as they are (transposed to our
+    layouts), each layer requantises with the float32 multiplier input scale x weight scale /
+    output scale, round half to even, and clamps to the fused activation's range
+    (``zp + rint(6 / scale)`` for RELU6), which is how LiteRT's default XNNPACK delegate computes
+    (its "fp32" requantisation). The pool requantises its int32 sum with input scale / (H x W x
+    output scale); the classifier returns float logits (input scale x weight scale x accumulator),
+    which the file's quantised logits round. Whether the file takes int8 or float input, the model
+    takes normalised float images (``input_mean``/``input_std``, default 127.5) and quantises them
+    with the scale and zero point of the file's (quantised) input.
+
+    Raises :class:`ImportFormatError` for a float file (use :func:`import_tflite`), asymmetric
+    weights (a weight zero point; legacy uint8 files), per-channel activations, scales that are
+    not finite and positive, zero points outside their type, a bias at another scale, and
+    everything :func:`import_tflite` refuses.
+    """
+    from ..quantization import QLayer, QParams, QuantizedNet, logit_scale  # here: it imports the runner
+
+    _, p, where, _, g, found = _read_file(path)
+    if not _is_quantized(found):
+        raise ImportFormatError(f"{where}: a float TFLite model; read it with import_tflite (mobilenet_fast.load "
+                                "does this by itself)")
+    config = _config(g, found, p, where, labels, input_mean, input_std, source,
+                     "int8 (full-integer quantised: int8 weights, integer activations)")
+    specs = [s for s in config.architecture() if s.kind in ("conv3x3", "dwconv3x3", "pwconv")]
+    x_t = g.tensors[found.quantize.outputs[0]] if found.quantize is not None else found.input
+    qin = QParams(*_act_params(g, x_t, "the input"))
+    prev = qin
+    layers = []
+    for layer, spec in zip(found.layers, specs):
+        qx = QParams(*_act_params(g, layer.x, f"{_title(layer.name)}: input"))
+        if qx != prev:
+            raise g.error(f"{g.desc(layer.op)}: its input is quantised with scale {qx.scale:g}, zero point "
+                          f"{qx.zero_point} but the previous layer's output with {prev.scale:g}, {prev.zero_point}")
+        qy = QParams(*_act_params(g, layer.y, f"{_title(layer.name)}: output"))
+        if layer.kind == "dwconv3x3":
+            w8, ws = _int8_weights(g, layer, spec.out_channels, 3)
+            weight = w8[0]
+        else:
+            w8, ws = _int8_weights(g, layer, spec.out_channels, 0)
+            weight = w8.transpose(1, 2, 3, 0) if layer.kind == "conv3x3" else w8[:, 0, 0, :].T
+        depth = 27 if layer.kind == "conv3x3" else 9 if layer.kind == "dwconv3x3" else spec.in_channels
+        bias = _int32_bias(g, layer, spec.out_channels, qx.scale, ws, depth)
+        lo = qy.zero_point
+        hi = 255 if layer.act == "relu" else min(255, qy.zero_point + int(np.rint(np.float32(6.0) / np.float32(qy.scale))))
+        layers.append(QLayer(spec, np.ascontiguousarray(weight, np.int8), ws, bias, qx, qy, (lo, hi)))
+        m = layers[-1].multiplier
+        if not (np.all(np.isfinite(m)) and np.all(m > 0)):
+            raise g.error(f"{g.desc(layer.op)}: its scales give a requantisation multiplier that is 0 or not "
+                          "finite in float32")
+        prev = qy
+    assert found.pool_in is not None and found.pool_out is not None
+    pool_out = QParams(*_act_params(g, found.pool_out, "the pool's output"))
+    classifier = None
+    if found.classifier is not None:
+        cl = found.classifier
+        qx = QParams(*_act_params(g, cl.x, "the classifier's input"))
+        if qx != pool_out:
+            raise g.error(f"{g.desc(cl.op)}: its input is not quantised as the pool's output")
+        n = cl.w.shape[0]
+        w8, ws = _int8_weights(g, cl, n, 0)
+        weight = (w8 if w8.ndim == 2 else w8[:, 0, 0, :]).T
+        bias = _int32_bias(g, cl, n, qx.scale, ws, weight.shape[0])
+        dense = next(s for s in config.architecture() if s.kind == "dense")
+        classifier = QLayer(dense, np.ascontiguousarray(weight, np.int8), ws, bias, qx, None)
+        m = logit_scale(qx.scale, ws)
+        if not (np.all(np.isfinite(m)) and np.all(m > 0)):
+            raise g.error(f"{g.desc(cl.op)}: its scales give a logit scale that is 0 or not finite in float32")
+    qnet = QuantizedNet(config.alpha, qin, layers, pool_out, classifier, method="tflite", bias_correction=False,
+                        pair_limit=False, rounding="file")
+    return config, qnet
