@@ -141,6 +141,20 @@ def test_load_and_classify_tflite():
     assert len(top) == 3 and top[0].label.startswith("class_")
 
 
+def _classify_and_info(tmp_path, capsys, classify_with: str, info_of: str) -> str:
+    """``classify`` a fixture crop with one file (it must print a class), then return ``info``'s
+    output for another."""
+    png = tmp_path / "crop.png"
+    from PIL import Image
+
+    Image.fromarray(np.load(PREFIX + "_images.npy")[0]).save(png)
+    capsys.readouterr()
+    assert cli.main(["classify", str(png), "--weights", classify_with, "--threads", "1"]) == 0
+    assert "class_" in capsys.readouterr().out
+    assert cli.main(["info", "--weights", info_of]) == 0
+    return str(capsys.readouterr().out)
+
+
 def test_cli_convert_classify_info(tmp_path, capsys):
     dst = tmp_path / "from_tflite.safetensors"
     assert cli.main(["convert", FLOAT32, str(dst)]) == 0
@@ -149,15 +163,7 @@ def test_cli_convert_classify_info(tmp_path, capsys):
     assert back.config == direct.config
     for name, t in direct.tensors.items():
         assert np.array_equal(back.tensors[name], t), name
-    png = tmp_path / "crop.png"
-    from PIL import Image
-
-    Image.fromarray(np.load(PREFIX + "_images.npy")[0]).save(png)
-    capsys.readouterr()
-    assert cli.main(["classify", str(png), "--weights", FLOAT32, "--threads", "1"]) == 0
-    assert "class_" in capsys.readouterr().out
-    assert cli.main(["info", "--weights", FLOAT16]) == 0
-    out = capsys.readouterr().out
+    out = _classify_and_info(tmp_path, capsys, FLOAT32, FLOAT16)
     assert "alpha" in out.lower() or "0.25" in out
 
 
@@ -348,15 +354,7 @@ def test_int8_tflite_convert_classify_info(tmp_path, capsys):
     a, b = mf.load(INT8, threads=1), mf.load(dst, threads=1)
     assert isinstance(b, mf.QuantizedModel) and b.config == a.config
     assert np.array_equal(a.logits(x), b.logits(x))
-    png = tmp_path / "crop.png"
-    from PIL import Image
-
-    Image.fromarray(np.load(PREFIX + "_images.npy")[0]).save(png)
-    capsys.readouterr()
-    assert cli.main(["classify", str(png), "--weights", INT8_FLOATIO, "--threads", "1"]) == 0
-    assert "class_" in capsys.readouterr().out
-    assert cli.main(["info", "--weights", INT8]) == 0
-    out = capsys.readouterr().out
+    out = _classify_and_info(tmp_path, capsys, INT8_FLOATIO, INT8)
     assert "precision int8" in out
     assert cli.main(["convert", INT8, str(tmp_path / "x.onnx")]) != 0
     assert "int8 model: exporting int8 to ONNX is not supported" in capsys.readouterr().err
