@@ -323,17 +323,18 @@ def test_int8_file_matches_litert_exactly():
     x = int8_inputs()
     codes = (model.qnet.input.quantize(x) - 128).astype(np.int8)
     ref = run_litert(INT8, codes).astype(np.int64)
-    ours = _on_grid(model.logits(x), _file_tensor(INT8, "output"))
+    logits = model.logits(x)  # on the file's logit grid (QuantizedNet.logits_output)
+    ours = _on_grid(logits, _file_tensor(INT8, "output"))
     assert ref.shape == ours.shape == (len(x), 100)
     assert np.array_equal(ours, ref), f"{int((ours != ref).sum())} of {ours.size} logits differ"
-    assert np.array_equal(model.logits(x).argmax(1), ref.argmax(1))
+    t = _file_tensor(INT8, "output")
+    assert np.array_equal(logits, ((ref - int(t.zero_point[0])) * np.float32(t.scale[0])).astype(np.float32))
+    assert np.array_equal(logits.argmax(1), ref.argmax(1))  # ties included: the same numbers
 
 
 def test_int8_float_io_file_matches_litert():
-    """float input (QUANTIZE) and SOFTMAX + DEQUANTIZE output: our logits rounded onto the file's
-    logit grid and through a float softmax give LiteRT's probabilities (int8, 1/256 steps). Our
-    own probabilities are the softmax of the unrounded logits (finer than the file's logit grid),
-    so only their top-1 is compared."""
+    """float input (QUANTIZE) and SOFTMAX + DEQUANTIZE output: our logits (on the file's logit
+    grid) through a float softmax give LiteRT's probabilities (int8, 1/256 steps)."""
     model = mf.load(INT8_FLOATIO, threads=1)
     x = int8_inputs()
     ref = run_litert(INT8_FLOATIO, x)
@@ -344,7 +345,9 @@ def test_int8_float_io_file_matches_litert():
     codes = np.clip(np.rint(e / e.sum(axis=1, keepdims=True) * 256) - 128, -128, 127)
     diff = np.abs(codes - ref_codes)
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, (diff.max(), (diff == 0).mean())
-    assert np.array_equal(model.predict(x).argmax(1), ref.argmax(1))
+    p = model.predict(x)
+    assert np.abs(p - ref).max() <= 1 / 256 + 1e-6
+    assert np.array_equal(p.argmax(1), ref.argmax(1))
 
 
 def test_int8_tflite_convert_classify_info(tmp_path, capsys):
@@ -358,6 +361,18 @@ def test_int8_tflite_convert_classify_info(tmp_path, capsys):
     assert "precision int8" in out
     assert cli.main(["convert", INT8, str(tmp_path / "x.onnx")]) != 0
     assert "int8 model: exporting int8 to ONNX is not supported" in capsys.readouterr().err
+    # the logits' quantisation travels as two optional tensors, both or neither
+    assert b.qnet.logits_output == a.qnet.logits_output is not None
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(dst), framework="numpy") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    del tensors["classifier.output_zero_point"]
+    half = tmp_path / "half.safetensors"
+    save_file(tensors, str(half), metadata=meta)
+    with pytest.raises(mf.WeightFileError, match="missing tensor 'classifier.output_zero_point'"):
+        mf.load(half)
 
 
 def _quant_vector_pos(buf: bytes, tensor: int, slot: int) -> int:

@@ -129,6 +129,29 @@ class QuantizedNet:
     pair_limit: bool = False
     #: How the weight codes were chosen (provenance).
     rounding: str = "nearest"
+    #: The quantisation of the logits in the file this network was imported from (a .tflite's
+    #: int8 logits, as uint8 codes): when set, the classifier requantises onto that grid and the
+    #: logits are its dequantised codes, the numbers the file's runtime returns. None (our own
+    #: quantiser): float32 logits s_in * s_w * acc.
+    logits_output: Optional[QParams] = None
+
+    def fc_scale(self) -> F32:
+        """The classifier's per-class float32 output scale: ``s_in * s_w`` (float logits) or, with
+        :attr:`logits_output`, the requantisation multiplier onto the logits' grid."""
+        assert self.classifier is not None
+        c = self.classifier
+        if self.logits_output is None:
+            return logit_scale(c.input.scale, c.weight_scale)
+        return requant_multiplier(c.input.scale, c.weight_scale, self.logits_output.scale)
+
+    def finish_logits(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The logits from the classifier's output ``y = float32(acc) * fc_scale()``: ``y`` itself,
+        or, with :attr:`logits_output`, ``(clamp(zp + rne(y), 0, 255) - zp) * scale`` in float32."""
+        o = self.logits_output
+        if o is None:
+            return y
+        q = np.clip(np.rint(np.asarray(y, np.float32)) + o.zero_point, 0, 255) - o.zero_point
+        return np.asarray(q.astype(np.float32) * np.float32(o.scale), dtype=np.asarray(y).dtype)
 
     def pairs_within_limit(self) -> bool:
         """Whether every GEMM layer (stem, pointwise, classifier) has ``|q[2j, n]| + |q[2j+1, n]|
@@ -140,7 +163,8 @@ class QuantizedNet:
 
     def plan(self, height: int, width: int, *, isa: Optional[str] = None, threads: int = 1) -> "_core.QPlan":
         """The C++ int8 network (``mobilenet_fast._core.QPlan``) for inputs of ``height x width``
-        with these parameters; its ``run(x)`` gives the logits of :func:`int8_forward`, bit for bit."""
+        with these parameters; :meth:`finish_logits` of its ``run(x)`` gives the logits of
+        :func:`int8_forward`, bit for bit (``run(x)`` alone where :attr:`logits_output` is None)."""
         def params(layer: QLayer) -> Tuple[Any, ...]:
             assert layer.output is not None
             return (np.ascontiguousarray(layer.weight), np.ascontiguousarray(layer.bias),
@@ -152,7 +176,7 @@ class QuantizedNet:
         fc = None
         if self.classifier is not None:
             fc = (np.ascontiguousarray(self.classifier.weight), np.ascontiguousarray(self.classifier.bias),
-                  np.ascontiguousarray(_logit_scale(self.classifier)))
+                  np.ascontiguousarray(self.fc_scale()))
         return _core.QPlan(
             height, width, (self.input.scale, self.input.zero_point), (stem.spec.stride, stem.spec.pads, params(stem)),
             [(dw.spec.stride, dw.spec.pads, params(dw), params(pw)) for dw, pw in zip(blocks[0::2], blocks[1::2])],
@@ -253,15 +277,12 @@ def _pool(q: I64, inp: QParams, out: QParams) -> I64:
     return _requantize(acc, np.full(acc.shape[-1], m, np.float32), out, (0, 255))
 
 
-def _logit_scale(layer: QLayer) -> F32:
-    """The classifier's per-class float32 scale s_in * s_w."""
-    return logit_scale(layer.input.scale, layer.weight_scale)
-
-
-def _logits(layer: QLayer, q: I64) -> F64:
-    """float32(acc) * float32(s_in * s_w): the float32 output of the int8 GEMM."""
-    acc = _accumulate(layer, q)
-    return (acc.astype(np.int32).astype(np.float32) * _logit_scale(layer)).astype(np.float64)
+def _logits(qnet: QuantizedNet, q: I64) -> F64:
+    """The classifier's logits: float32(acc) * fc_scale(), through finish_logits."""
+    assert qnet.classifier is not None
+    acc = _accumulate(qnet.classifier, q)
+    y = acc.astype(np.int32).astype(np.float32) * qnet.fc_scale()
+    return np.asarray(qnet.finish_logits(y), np.float64)
 
 
 def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
@@ -275,7 +296,7 @@ def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
     q = _pool(q, qnet.layers[-1].output or qnet.input, qnet.pool_output)
     if features or qnet.classifier is None:
         return qnet.pool_output.dequantize(q)
-    return _logits(qnet.classifier, q)
+    return _logits(qnet, q)
 
 
 # ---------------------------------------------------------------------------------- quantising
@@ -669,6 +690,11 @@ class QuantizedModel(Model):
     def _build_plan(self, height: int, width: int) -> Any:
         self.config.architecture((height, width))  # validates the size (>= 32)
         return self.qnet.plan(height, width, isa=self.isa, threads=self._threads)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """As :meth:`Model.logits`; for a model imported with quantised logits (an int8 .tflite)
+        they are on the file's logit grid, the numbers its runtime returns."""
+        return self.qnet.finish_logits(super().logits(batch))
 
 
 def quantize(model: Union[Model, WeightSet, str, None], calibration: Any, *, method: str = "mse",

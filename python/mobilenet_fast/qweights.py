@@ -23,6 +23,10 @@ name                             dtype      shape           meaning
 ``{layer}.clamp``                I32        [2]             output clamp in codes (ReLU6 folded)
 ``pool.output_scale``            F64        [1]             the global average pool's output
 ``pool.output_zero_point``       I32        [1]
+``classifier.output_scale``      F64        [1]             optional, both or neither: the logits'
+``classifier.output_zero_point`` I32        [1]             quantisation in the file a model was
+                                                            imported from (a .tflite's int8 logits);
+                                                            logits are then rounded onto that grid
 ===============================  =========  ==============  =======================================
 
 A layer's input quantisation is the previous layer's output (the stem's is ``input.*``, the
@@ -85,6 +89,9 @@ def quantized_tensors(qnet: "QuantizedNet") -> Dict[str, np.ndarray]:
         out["classifier.weight"] = np.ascontiguousarray(c.weight, np.int8)
         out["classifier.weight_scale"] = np.ascontiguousarray(c.weight_scale, np.float32)
         out["classifier.bias"] = np.ascontiguousarray(c.bias, np.int32)
+        if qnet.logits_output is not None:
+            out["classifier.output_scale"] = _scalar(qnet.logits_output.scale)
+            out["classifier.output_zero_point"] = _zp(qnet.logits_output.zero_point)
     return out
 
 
@@ -145,8 +152,9 @@ _DTYPES = {"weight": ("I8", np.int8), "weight_scale": ("F32", np.float32), "bias
            "scale": ("F64", np.float64), "zero_point": ("I32", np.int32)}
 
 
-def expected_quantized(config: ModelConfig) -> Dict[str, Tuple[Tuple[int, ...], str]]:
-    """name -> (shape, safetensors dtype) of every tensor of an int8 file with this config."""
+def expected_quantized(config: ModelConfig, logits_quantized: bool = False) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+    """name -> (shape, safetensors dtype) of every tensor of an int8 file with this config
+    (``logits_quantized``: with ``classifier.output_scale`` / ``output_zero_point``)."""
     shapes: Dict[str, Tuple[Tuple[int, ...], str]] = {"input.scale": ((1,), "F64"), "input.zero_point": ((1,), "I32")}
     for s in config.architecture():
         if s.kind == "avgpool":
@@ -157,18 +165,24 @@ def expected_quantized(config: ModelConfig) -> Dict[str, Tuple[Tuple[int, ...], 
         shapes[f"{p}.weight"] = (s.weight_shape, "I8")
         shapes[f"{p}.weight_scale"] = ((s.out_channels,), "F32")
         shapes[f"{p}.bias"] = ((s.out_channels,), "I32")
-        if s.kind != "dense":
+        if s.kind != "dense" or logits_quantized:
             shapes[f"{p}.output_scale"] = ((1,), "F64")
             shapes[f"{p}.output_zero_point"] = ((1,), "I32")
-            shapes[f"{p}.clamp"] = ((2,), "I32")
+            if s.kind != "dense":
+                shapes[f"{p}.clamp"] = ((2,), "I32")
     return shapes
+
+
+def _logits_quantized(names: Any) -> bool:
+    """Whether a file's tensors include the (optional) quantisation of the logits."""
+    return "classifier.output_scale" in names or "classifier.output_zero_point" in names
 
 
 def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "QuantizedNet":
     """The QuantizedNet of validated tensors ``t``; :class:`WeightFileError` naming the first problem."""
     from .quantization import QLayer, QParams, QuantizedNet, logit_scale, requant_multiplier
 
-    expected = expected_quantized(config)
+    expected = expected_quantized(config, _logits_quantized(t))
     missing = [k for k in expected if k not in t]
     if missing:
         raise WeightFileError(f"{where}: missing tensor {missing[0]!r} (expected shape {list(expected[missing[0]][0])})"
@@ -220,6 +234,7 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
     layers = []
     classifier = None
     pool_out = QParams(1.0, 0)
+    logits_output = None
     for s in config.architecture():
         if s.kind == "avgpool":
             pool_out = qparams("pool", "output_scale", "output_zero_point")
@@ -228,6 +243,12 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
         if s.kind == "dense":
             w, ws, b = weights("classifier", s, qin)
             classifier = QLayer(s, w, ws, b, qin, None)
+            if _logits_quantized(t):
+                logits_output = qparams("classifier", "output_scale", "output_zero_point")
+                m = requant_multiplier(qin.scale, ws, logits_output.scale)
+                if not (np.isfinite(m).all() and (m > 0).all()):
+                    raise bad("classifier.output_scale", "gives a requantisation multiplier that is 0 or not finite "
+                              "in float32")
             continue
         p = _prefix(s.kind, s.name)
         w, ws, b = weights(p, s, qin)
@@ -240,7 +261,8 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
             raise bad(f"{p}.output_scale", "gives a requantisation multiplier that is 0 or not finite in float32")
         layers.append(QLayer(s, w, ws, b, qin, out, (lo, hi)))
         qin = out
-    return QuantizedNet(config.alpha, net_input, layers, pool_out, classifier, "file", False)
+    return QuantizedNet(config.alpha, net_input, layers, pool_out, classifier, "file", False,
+                        logits_output=logits_output)
 
 
 def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
@@ -272,8 +294,8 @@ def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
             if (meta or {}).get(PRECISION_KEY) != "int8":
                 raise WeightFileError(f"{where}: metadata 'precision' is {(meta or {}).get(PRECISION_KEY)!r}, "
                                       "expected 'int8'")
-            expected = expected_quantized(config)
             names = set(f.keys())
+            expected = expected_quantized(config, _logits_quantized(names))
             for name, (shape, dtype) in expected.items():
                 if name not in names:
                     raise WeightFileError(f"{where}: missing tensor {name!r} (expected shape {list(shape)})")

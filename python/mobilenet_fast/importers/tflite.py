@@ -824,8 +824,8 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
     output scale, round half to even, and clamps to the fused activation's range
     (``zp + rint(6 / scale)`` for RELU6), which is how LiteRT's default XNNPACK delegate computes
     (its "fp32" requantisation). The pool requantises its int32 sum with input scale / (H x W x
-    output scale); the classifier returns float logits (input scale x weight scale x accumulator),
-    which the file's quantised logits round. Whether the file takes int8 or float input, the model
+    output scale); the classifier requantises onto the file's int8 logit grid and the model's
+    logits are those codes dequantised, the numbers LiteRT returns (``QuantizedNet.logits_output``). Whether the file takes int8 or float input, the model
     takes normalised float images (``input_mean``/``input_std``, default 127.5) and quantises them
     with the scale and zero point of the file's (quantised) input.
 
@@ -834,7 +834,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
     not finite and positive, zero points outside their type, a bias at another scale, and
     everything :func:`import_tflite` refuses.
     """
-    from ..quantization import QLayer, QParams, QuantizedNet, logit_scale  # here: it imports the runner
+    from ..quantization import QLayer, QParams, QuantizedNet, logit_scale, requant_multiplier  # lazily
 
     _, p, where, _, g, found = _read_file(path)
     if not _is_quantized(found):
@@ -886,6 +886,13 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         m = logit_scale(qx.scale, ws)
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
             raise g.error(f"{g.desc(cl.op)}: its scales give a logit scale that is 0 or not finite in float32")
+    logits_output = None
+    if found.classifier is not None and classifier is not None:
+        logits_output = QParams(*_act_params(g, found.classifier.y, "the logits"))
+        m = requant_multiplier(pool_out.scale, classifier.weight_scale, logits_output.scale)
+        if not (np.all(np.isfinite(m)) and np.all(m > 0)):
+            raise g.error(f"{g.desc(found.classifier.op)}: its scales give a requantisation multiplier that is 0 "
+                          "or not finite in float32")
     qnet = QuantizedNet(config.alpha, qin, layers, pool_out, classifier, method="tflite", bias_correction=False,
-                        pair_limit=False, rounding="file")
+                        pair_limit=False, rounding="file", logits_output=logits_output)
     return config, qnet
