@@ -707,14 +707,17 @@ def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
     rows = []
     for layer in list(qnet.layers) + ([qnet.classifier] if qnet.classifier is not None else []):
         ws = layer.weight_scale
+        out = layer.output
+        if out is None and qnet.logits_output is not None:  # an imported file's int8 logits
+            out = qnet.logits_output
         rows.append({
             "name": layer.spec.name, "weights": "int8 per output channel", "activations": "uint8 per tensor",
             "weight_scale_min": float(ws.min()), "weight_scale_max": float(ws.max()),
             "input_scale": layer.input.scale, "input_zero_point": layer.input.zero_point,
-            "output": "float32 logits" if layer.output is None else "uint8",
-            "output_scale": None if layer.output is None else layer.output.scale,
-            "output_zero_point": None if layer.output is None else layer.output.zero_point,
-            "clamp": None if layer.output is None else list(layer.clamp),
+            "output": "float32 logits" if out is None else "uint8 logits" if layer.output is None else "uint8",
+            "output_scale": None if out is None else out.scale,
+            "output_zero_point": None if out is None else out.zero_point,
+            "clamp": None if out is None else list(layer.clamp if layer.output is not None else (0, 255)),
             # |q[2j, n]| + |q[2j+1, n]| <= 128 on every pair (vpmaddubsw exact); None: depthwise
             "pairs_within_limit": (int(pair_sums(layer.weight).max()) <= PAIR_LIMIT
                                    if layer.spec.kind in GEMM_KINDS else None),
@@ -766,6 +769,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         what = ("int8: int8 weights (per output channel), uint8 activations, int32 accumulators"
                 if qnet is not None else "float32 (every layer)")
         print(f"weights: {args.weights}, {size:,} bytes; precision {what}")
+        if cfg.source:
+            print(f"source: {cfg.source}")
         if qnet is not None:
             print()
             print(_format_quant_rows(_quant_rows(qnet)))
