@@ -171,7 +171,12 @@ void bench_conv3x3(benchmark::State& st, NetLayer L, Variant k) {
 // Pointwise conv (M = H*W) and the classifier (M = 1): weights packed before the timed loop.
 void bench_gemm(benchmark::State& st, NetLayer L, Variant kv) {
   const int nr = kv.v->tile_n;
-  const int m = L.kind == "dense" ? 1 : L.in_h * L.in_w, k = L.in_channels, n = L.out_channels;
+  // The stem runs as this GEMM on its 3x3 patches (QPlan builds them; not timed here): one row per
+  // output pixel, K = 9 x input channels.
+  const bool stem = L.kind == "conv3x3";
+  const mbf::Conv2dGeom sg = stem ? geometry(L) : mbf::Conv2dGeom{};
+  const int m = L.kind == "dense" ? 1 : stem ? sg.out_h * sg.out_w : L.in_h * L.in_w;
+  const int k = stem ? 9 * L.in_channels : L.in_channels, n = L.out_channels;
   const mbf::Clamp clamp = L.kind == "dense" ? kLinear : kRelu6;
   const auto a = random_floats(static_cast<std::size_t>(m) * k, 0.0f, 6.0f, 4);
   const auto b = random_floats(static_cast<std::size_t>(k) * n, -0.1f, 0.1f, 5);
@@ -191,7 +196,12 @@ void bench_gemm(benchmark::State& st, NetLayer L, Variant kv) {
 // (2 x multiply-adds per second) and %peak of the ISA's int8 dot-product peak where measured.
 void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
   const int nr = kv.v->tile_n;
-  const int m = L.kind == "dense" ? 1 : L.in_h * L.in_w, k = L.in_channels, n = L.out_channels;
+  // The stem runs as this GEMM on its 3x3 patches (QPlan builds them; not timed here): one row per
+  // output pixel, K = 9 x input channels.
+  const bool stem = L.kind == "conv3x3";
+  const mbf::Conv2dGeom sg = stem ? geometry(L) : mbf::Conv2dGeom{};
+  const int m = L.kind == "dense" ? 1 : stem ? sg.out_h * sg.out_w : L.in_h * L.in_w;
+  const int k = stem ? 9 * L.in_channels : L.in_channels, n = L.out_channels;
   std::vector<std::uint8_t> a(static_cast<std::size_t>(m) * k);
   std::vector<std::int8_t> b(static_cast<std::size_t>(k) * n);
   std::uint32_t s = 12345;
@@ -457,7 +467,7 @@ int main(int argc, char** argv) {
       if (L.kind == "pwconv") family = mbf::KernelFamily::gemm, kernel = "gemm";
       if (L.kind == "dense") family = mbf::KernelFamily::gemm, kernel = "gemm_dense";
       const bool int8 = (v.family == mbf::KernelFamily::qgemm_u8s8 || v.family == mbf::KernelFamily::qgemm_u8s8_pairs) &&
-                        (L.kind == "pwconv" || L.kind == "dense");
+                        (L.kind == "pwconv" || L.kind == "dense" || L.kind == "conv3x3");
       const bool int8_dw = L.kind == "dwconv3x3" &&
                            v.family == (L.stride == 2 ? mbf::KernelFamily::qdwconv3x3_s2 : mbf::KernelFamily::qdwconv3x3_s1);
       if (int8_dw) {
@@ -468,7 +478,9 @@ int main(int argc, char** argv) {
         continue;
       }
       if (v.family != family && !int8) continue;
-      if (int8) kernel = std::string(mbf::family_name(v.family)) + (L.kind == "dense" ? "_dense" : "");
+      if (int8)
+        kernel = std::string(mbf::family_name(v.family)) +
+                 (L.kind == "dense" ? "_dense" : L.kind == "conv3x3" ? "_stem" : "");
       const std::string name = L.name + "/" + kernel + "/" + v.isa;
       const Variant row{&v, int8 ? int8_peak_of(v.isa) : peak_of(v.isa)};
       benchmark::internal::Benchmark* b = nullptr;
