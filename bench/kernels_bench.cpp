@@ -227,7 +227,8 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
 }
 
 // The int8 depthwise 3x3 on a depthwise layer: random uint8 inputs and int8 weights, weights
-// packed before the timed loop. Counter: GOP/s (2 x multiply-adds per second).
+// packed before the timed loop. Counters: GOP/s (2 x multiply-adds per second) and %peak of the
+// ISA's int8 dot-product peak (the GEMM's; a depthwise layer cannot reach it: 9 taps per output).
 void bench_qdwconv(benchmark::State& st, NetLayer L, Variant kv) {
   const mbf::Conv2dGeom g = geometry(L);
   const int c = g.in_channels;
@@ -240,7 +241,7 @@ void bench_qdwconv(benchmark::State& st, NetLayer L, Variant kv) {
   std::vector<unsigned char> packed(mbf::packed_qdwconv3x3_bytes(c));
   mbf::pack_qdwconv3x3_weights(c, w.data(), nullptr, scale.data(), packed.data());
   std::vector<std::uint8_t> out(static_cast<std::size_t>(g.out_h) * g.out_w * c);
-  timed_loop(st, 2.0 * L.macs(), 0.0, [&] {
+  timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
     kv.v->qdwconv3x3(g, in.data(), 77, packed.data(), out.data(), 0, g.out_h, mbf::QuantOut{3, 3, 200});
     benchmark::DoNotOptimize(out.data());
   });
@@ -472,7 +473,7 @@ int main(int argc, char** argv) {
                            v.family == (L.stride == 2 ? mbf::KernelFamily::qdwconv3x3_s2 : mbf::KernelFamily::qdwconv3x3_s1);
       if (int8_dw) {
         const std::string qname = L.name + "/" + mbf::family_name(v.family) + "/" + v.isa;
-        benchmark::RegisterBenchmark(qname.c_str(), bench_qdwconv, L, Variant{&v, 0.0})
+        benchmark::RegisterBenchmark(qname.c_str(), bench_qdwconv, L, Variant{&v, int8_peak_of(v.isa)})
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
         continue;
