@@ -39,9 +39,10 @@ void check_layer(const QLayerParams& p, std::size_t weights, std::size_t channel
 
 // q[i] = clamp(rne(x[i] * inv) + zero_point, 0, 255) for n values, inv = 1.0f / scale in float32
 // (the reciprocal once, then a multiply per value: what LiteRT's XNNPACK does when it quantises a
-// float input, so a float-input .tflite gives its codes exactly); false if a value is NaN or
-// infinite (q is then not all written).
-bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zero_point, std::uint8_t* q) {
+// float input, so a float-input .tflite gives its codes exactly), or with `divide` rne(x[i] /
+// scale) (onnxruntime's QuantizeLinear); false if a value is NaN or infinite (q is then not all
+// written).
+bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zero_point, bool divide, std::uint8_t* q) {
   // y is clamped to [-zp - 1, 256 - zp] before rounding (so it converts to int exactly); the
   // final clamp then saturates to 0..255.
   const float lo = static_cast<float>(-zero_point - 1), hi = static_cast<float>(256 - zero_point);
@@ -54,7 +55,7 @@ bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zer
   // round-to-nearest-even unless a caller changed it), and the signed-then-unsigned saturating
   // packs are the clamp to 0..255. The scalar loop spent ~1 ms on a 224x224 image (a libm
   // nearbyint call per value); this takes a few percent of that.
-  const __m128 vinv = _mm_set1_ps(inv), vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
+  const __m128 vinv = _mm_set1_ps(inv), vs = _mm_set1_ps(scale), vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
   const __m128i vzp = _mm_set1_epi32(zero_point), exp_mask = _mm_set1_epi32(0x7f800000);
   __m128i bad = _mm_setzero_si128();
   for (; i + 16 <= n; i += 16) {
@@ -62,7 +63,7 @@ bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zer
     for (int j = 0; j < 4; ++j) {
       const __m128 v = _mm_loadu_ps(x + i + 4 * j);
       bad = _mm_or_si128(bad, _mm_cmpeq_epi32(_mm_and_si128(_mm_castps_si128(v), exp_mask), exp_mask));
-      const __m128 y = _mm_min_ps(_mm_max_ps(_mm_mul_ps(v, vinv), vlo), vhi);
+      const __m128 y = _mm_min_ps(_mm_max_ps(divide ? _mm_div_ps(v, vs) : _mm_mul_ps(v, vinv), vlo), vhi);
       r[j] = _mm_add_epi32(_mm_cvtps_epi32(y), vzp);
     }
     const __m128i b = _mm_packus_epi16(_mm_packs_epi32(r[0], r[1]), _mm_packs_epi32(r[2], r[3]));
@@ -72,7 +73,7 @@ bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zer
 #endif
   for (; i < n; ++i) {
     if (!std::isfinite(x[i])) return false;
-    const float y = std::min(std::max(x[i] * inv, lo), hi);
+    const float y = std::min(std::max(divide ? x[i] / scale : x[i] * inv, lo), hi);
     const int v = zero_point + static_cast<int>(std::nearbyint(y));
     q[i] = static_cast<std::uint8_t>(std::min(255, std::max(0, v)));
   }
@@ -102,6 +103,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   if (spec.blocks.empty()) throw InputError("a plan needs at least one block");
   if (spec.stem_channels <= 0) throw InputError("stem: output channels must be positive");
   input_scale_ = spec.input_scale;
+  input_divide_ = spec.input_divide;
   input_zp_ = spec.input_zero_point;
   stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
   check_layer(spec.stem, 27u * spec.stem_channels, spec.stem_channels, "stem");
@@ -206,10 +208,11 @@ void QPlan::gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigne
 
 bool QPlan::run_image(const float* input, float* output, bool features, Buffers& buf, ThreadPool* pool) {
   const int threads = pool ? pool->size() : 1;
-  // Quantise the input: rne(x * (1 / scale)) + zero point, saturated (a non-finite value: refused).
+  // Quantise the input: rne(x * (1 / scale)) (or x / scale) + zero point, saturated (a non-finite
+  // value: refused).
   const std::size_t n_in = static_cast<std::size_t>(in_h_) * in_w_ * 3;
   std::uint8_t* q = buf.b.data();
-  if (!quantize_input(input, n_in, input_scale_, input_zp_, q)) return false;
+  if (!quantize_input(input, n_in, input_scale_, input_zp_, input_divide_, q)) return false;
   // Stem: the 27 taps of every output pixel (padding: the zero point), then the int8 GEMM. A
   // kernel row of a patch is 9 consecutive input bytes (3 pixels x 3 channels), copied at once
   // where all three pixels are inside the image; only the edge pixels go tap by tap.

@@ -63,11 +63,13 @@ class QParams:
     scale: float
     zero_point: int
 
-    def quantize(self, x: F64) -> I64:
+    def quantize(self, x: F64, divide: bool = False) -> I64:
         """Real values to uint8 codes: multiplied by the float32 reciprocal of the scale (computed
-        once, as LiteRT/XNNPACK quantise a float input), rounded half to even, saturated."""
-        inv = np.float32(1) / np.float32(self.scale)
-        q: I64 = np.rint(np.asarray(x, np.float32) * inv).astype(np.int64) + self.zero_point
+        once, as LiteRT/XNNPACK quantise a float input) or, with ``divide``, divided by it (as
+        onnxruntime's QuantizeLinear does), rounded half to even, saturated."""
+        xf = np.asarray(x, np.float32)
+        y = xf / np.float32(self.scale) if divide else xf * (np.float32(1) / np.float32(self.scale))
+        q: I64 = np.rint(y).astype(np.int64) + self.zero_point
         return np.clip(q, 0, 255).astype(np.int64)
 
     def dequantize(self, q: I64) -> F64:
@@ -134,6 +136,10 @@ class QuantizedNet:
     #: logits are its dequantised codes, the numbers the file's runtime returns. None (our own
     #: quantiser): float32 logits s_in * s_w * acc.
     logits_output: Optional[QParams] = None
+    #: Quantise the input by dividing by its scale (onnxruntime's QuantizeLinear; a model imported
+    #: from a quantised ONNX file) instead of multiplying by the float32 reciprocal (LiteRT's way,
+    #: and ours).
+    input_divide: bool = False
 
     def fc_scale(self) -> F32:
         """The classifier's per-class float32 output scale: ``s_in * s_w`` (float logits) or, with
@@ -178,7 +184,8 @@ class QuantizedNet:
             fc = (np.ascontiguousarray(self.classifier.weight), np.ascontiguousarray(self.classifier.bias),
                   np.ascontiguousarray(self.fc_scale()))
         return _core.QPlan(
-            height, width, (self.input.scale, self.input.zero_point), (stem.spec.stride, stem.spec.pads, params(stem)),
+            height, width, (self.input.scale, self.input.zero_point, self.input_divide),
+            (stem.spec.stride, stem.spec.pads, params(stem)),
             [(dw.spec.stride, dw.spec.pads, params(dw), params(pw)) for dw, pw in zip(blocks[0::2], blocks[1::2])],
             (last.scale, last.zero_point, self.pool_output.scale, self.pool_output.zero_point), fc, isa=isa,
             threads=threads)
@@ -289,7 +296,7 @@ def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
     """Run the quantised network on normalised images ``x`` ([N, H, W, 3] float32) with the int8
     kernels' arithmetic, in numpy integers. Returns float64 logits ``[N, classes]`` (or, with
     ``features`` or no classifier, the dequantised pooled features ``[N, C]``)."""
-    q = qnet.input.quantize(np.asarray(x, np.float64))
+    q = qnet.input.quantize(np.asarray(x, np.float64), divide=qnet.input_divide)
     for layer in qnet.layers:
         assert layer.output is not None
         q = _requantize(_accumulate(layer, q), layer.multiplier, layer.output, layer.clamp)

@@ -39,8 +39,11 @@ struct QPlanBlock {
 
 struct QPlanSpec {
   int in_h = 0, in_w = 0;
-  float input_scale = 1.0f;  // q = clamp(rne(x / input_scale) + input_zero_point, 0, 255)
+  float input_scale = 1.0f;  // q = clamp(rne(x * (1 / input_scale)) + input_zero_point, 0, 255)
   std::int32_t input_zero_point = 0;
+  // Divide by input_scale instead (rne(x / input_scale)): how onnxruntime's QuantizeLinear
+  // rounds, for a model imported from a quantised ONNX file; the reciprocal is LiteRT's way.
+  bool input_divide = false;
   int stem_stride = 2;
   Pads stem_pads{0, 0, 1, 1};
   int stem_channels = 0;
@@ -101,6 +104,7 @@ class QPlan {
   int in_h_, in_w_, num_classes_, feature_channels_, threads_;
   float input_scale_;
   std::int32_t input_zp_;
+  bool input_divide_ = false;
   Conv2dGeom stem_;
   AlignedArray<unsigned char> stem_packed_, fc_packed_;
   QuantOut stem_out_;

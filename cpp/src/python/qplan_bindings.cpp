@@ -43,9 +43,17 @@ std::unique_ptr<mbf::QPlan> make_qplan(const py::object& height, const py::objec
   mbf::QPlanSpec s;
   s.in_h = int_arg(height, "height");
   s.in_w = int_arg(width, "width");
-  const std::vector<py::object> in = seq_arg(input, "input", 2, "(scale, zero_point)");
+  // (scale, zero_point) or (scale, zero_point, divide): see QPlanSpec::input_divide.
+  const bool three = PySequence_Check(input.ptr()) && !PyUnicode_Check(input.ptr()) && PySequence_Size(input.ptr()) == 3;
+  if (PyErr_Occurred()) PyErr_Clear();
+  const std::vector<py::object> in =
+      seq_arg(input, "input", three ? 3 : 2, "(scale, zero_point) or (scale, zero_point, divide)");
   s.input_scale = static_cast<float>(real_arg(in[0], "input scale"));
   s.input_zero_point = static_cast<std::int32_t>(int_arg(in[1], "input zero point", 0, 255));
+  if (three) {
+    if (!PyBool_Check(in[2].ptr())) throw InputError("input divide must be a bool");
+    s.input_divide = in[2].ptr() == Py_True;
+  }
   const std::vector<py::object> st = seq_arg(stem, "stem", 3, "(stride, pads, layer)");
   s.stem_stride = int_arg(st[0], "stem stride");
   s.stem_pads = parse_pads(st[1], "stem pads");

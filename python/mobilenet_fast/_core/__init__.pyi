@@ -5,7 +5,7 @@ built module with mypy's stubtest. Array arguments accept anything numpy can tur
 C-contiguous array of the right shape (the bindings check and refuse the rest with InputError).
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -55,7 +55,7 @@ class QPlan:
         self,
         height: int,
         width: int,
-        input: Tuple[float, int],
+        input: Union[Tuple[float, int], Tuple[float, int, bool]],
         stem: Tuple[int, _Pads, _QLayer],
         blocks: Sequence[Tuple[int, _Pads, _QLayer, _QLayer]],
         pool: Tuple[float, int, float, int],
