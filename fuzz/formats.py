@@ -63,6 +63,10 @@ FORMATS: Dict[str, Format] = {f.name: f for f in [
         Variant("int8", "model-int8.tflite", s.build_tflite, ()),
         Variant("int8_floatio", "model-int8-floatio.tflite", s.build_tflite, ()),
     )),
+    # QDQ-quantised ONNX: loaded with mobilenet_fast.load as an int8 model, then run once.
+    Format("onnx_int8", "mobilenet_fast.importers.onnx_qdq", ("onnx",), (
+        Variant("qdq", "model-qdq.onnx", s.build_onnx_qdq, ((m.onnx_edit, 1.0),)),
+    )),
     Format("pb", "mobilenet_fast.importers.tf_graphdef", ("google.protobuf", "tensorboard"), (
         Variant("content", "graph.pb", s.build_pb, ((m.graphdef_edit, 1.0),)),
         Variant("float_val", "graph-float-val.pb", s.build_pb, ((m.graphdef_edit, 1.0),)),

@@ -160,6 +160,20 @@ def build_tflite(path: str, variant: str) -> List[Span]:
     return _spans_of_blobs(data, blobs, 64)
 
 
+def build_onnx_qdq(path: str, variant: str) -> List[Span]:
+    """A copy of the committed QDQ-quantised ONNX fixture (tests/data/onnx, made by onnxruntime's
+    quantize_static: scripts/make_qdq_fixture.py); data spans: its initializers' raw bytes."""
+    onnx = _require("onnx", "the 'onnx' extra")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data", "onnx",
+                       "mnv1_025_128_qdq.onnx")
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data)
+    model = onnx.load_from_string(data)
+    return _spans_of_blobs(data, [t.raw_data for t in model.graph.initializer if t.raw_data], 64)
+
+
 _TF = "MobilenetV1/"
 
 

@@ -122,7 +122,7 @@ def _selftest_load(index: int) -> Any:
 
 
 #: Formats whose files load as int8 models (mobilenet_fast.load) and are then run once.
-INT8_FORMATS = ("int8", "tflite_int8")
+INT8_FORMATS = ("int8", "tflite_int8", "onnx_int8")
 
 
 def _load_int8(path: str, detect: bool) -> Any:
@@ -170,7 +170,7 @@ def check(path: str, fmt: str, detect: bool = False, index: int = 0) -> Dict[str
             if SELFTEST:
                 _selftest_load(index)
             if fmt in INT8_FORMATS:
-                ws = _load_int8(path, detect or fmt == "tflite_int8")
+                ws = _load_int8(path, detect or fmt != "int8")
             else:
                 ws = load_weight_set(path) if detect else import_weights(path, fmt)
         except (MobileNetFastError, FileNotFoundError) as e:

@@ -131,10 +131,10 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
         config, qnet = load_quantized(p)
         qmodel = QuantizedModel(config, qnet, isa=isa, threads=threads, path=p)
         return qmodel.with_labels(labels) if labels is not None else qmodel
-    if fmt in (None, "tflite") and not ours:
+    if fmt in (None, "tflite", "onnx") and not ours:
         from .qweights import read_int8
 
-        found = read_int8(p, fmt)  # a quantised .tflite
+        found = read_int8(p, fmt)  # a quantised .tflite or ONNX file
         if found is not None:
             if precision == "float32":
                 raise InputError(f"{p} holds a quantised (int8) model, not float32 weights")

@@ -6,7 +6,9 @@ input normalisation, labels, source) plus ``precision`` = ``"int8"`` and ``quant
 the range method, whether bias correction was used, ``pair_limit`` (whether the GEMM weights were
 quantised to keep ``|q[2j, n]| + |q[2j+1, n]| <= 128``) and the weights' ``rounding``, for
 provenance only: a reader that needs the pair condition checks the weights, e.g.
-:meth:`QuantizedNet.pairs_within_limit`). Tensors, in network
+:meth:`QuantizedNet.pairs_within_limit`; and ``input_rounding`` = ``"divide"`` for a model whose
+input is quantised by division, as onnxruntime does (``QuantizedNet.input_divide``; absent: the
+reciprocal multiply), which is arithmetic, not provenance). Tensors, in network
 order, with ``{layer}`` = ``stem.conv``, ``blocks.{i}.dw``, ``blocks.{i}.pw`` (as in float32
 files) and ``classifier``:
 
@@ -104,6 +106,7 @@ def save_quantized(path: PathLike, config: ModelConfig, qnet: "QuantizedNet") ->
     meta = config.to_metadata()
     meta[PRECISION_KEY] = "int8"
     meta["quantization"] = json.dumps({"method": qnet.method, "bias_correction": bool(qnet.bias_correction),
+                                       **({"input_rounding": "divide"} if qnet.input_divide else {}),
                                        "pair_limit": bool(qnet.pair_limit), "rounding": qnet.rounding})
     blob = save(tensors, metadata=meta)
     with open(os.fspath(path), "wb") as f:
@@ -130,8 +133,9 @@ def file_precision(path: PathLike) -> Optional[str]:
 
 
 def read_int8(path: PathLike, fmt: Optional[str] = None) -> Optional[Tuple[ModelConfig, "QuantizedNet"]]:
-    """``(config, qnet)`` when ``path`` holds an int8 model - our int8 ``.safetensors`` or a
-    quantised ``.tflite`` (:func:`mobilenet_fast.importers.tflite.import_tflite_int8`) - else None
+    """``(config, qnet)`` when ``path`` holds an int8 model - our int8 ``.safetensors``, a
+    quantised ``.tflite`` (:func:`mobilenet_fast.importers.tflite.import_tflite_int8`) or a QDQ
+    ONNX file (:func:`mobilenet_fast.importers.onnx_qdq.import_onnx_int8`) - else None
     (float32 weights of any format, or a file the float loaders will explain). ``fmt`` as for
     :func:`mobilenet_fast.load` (None: from the extension)."""
     p = os.fspath(path)
@@ -143,6 +147,11 @@ def read_int8(path: PathLike, fmt: Optional[str] = None) -> Optional[Tuple[Model
 
         if tflite_precision(p) == "int8":
             return import_tflite_int8(p)
+    if (fmt == "onnx" or (fmt is None and low.endswith(".onnx"))) and os.path.isfile(p):
+        from .importers.onnx_qdq import import_onnx_int8, onnx_is_quantized
+
+        if onnx_is_quantized(p):
+            return import_onnx_int8(p)
     return None
 
 
@@ -325,4 +334,5 @@ def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
         qnet.bias_correction = bool(q.get("bias_correction", False))
         qnet.pair_limit = bool(q.get("pair_limit", False))
         qnet.rounding = str(q.get("rounding", "nearest"))
+        qnet.input_divide = q.get("input_rounding") == "divide"
     return config, qnet

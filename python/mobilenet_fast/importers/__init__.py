@@ -16,6 +16,8 @@ format    files                                       module (extra it needs)
           (timm ``mobilenetv1_*`` state dicts)
 ``tflite`` ``.tflite`` float32 / float16 / int8       :mod:`.tflite` (``tflite``; int8 files: see
                                                       ``import_tflite_int8`` and ``mobilenet_fast.load``)
+(int8)    ``.onnx`` quantised in QDQ form              :mod:`.onnx_qdq` (``onnx``; read by ``mobilenet_fast.load``
+                                                      as an int8 model: ``import_onnx_int8``)
 ========  ==========================================  ============================================
 
 :func:`detect_format` picks the format from the extension (a ``.safetensors`` file is ours when its
