@@ -66,6 +66,7 @@ FORMATS: Dict[str, Format] = {f.name: f for f in [
     # QDQ-quantised ONNX: loaded with mobilenet_fast.load as an int8 model, then run once.
     Format("onnx_int8", "mobilenet_fast.importers.onnx_qdq", ("onnx",), (
         Variant("qdq", "model-qdq.onnx", s.build_onnx_qdq, ((m.onnx_edit, 1.0),)),
+        Variant("qop", "model-qop.onnx", s.build_onnx_qdq, ((m.onnx_edit, 1.0),)),
     )),
     Format("pb", "mobilenet_fast.importers.tf_graphdef", ("google.protobuf", "tensorboard"), (
         Variant("content", "graph.pb", s.build_pb, ((m.graphdef_edit, 1.0),)),

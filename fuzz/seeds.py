@@ -161,11 +161,11 @@ def build_tflite(path: str, variant: str) -> List[Span]:
 
 
 def build_onnx_qdq(path: str, variant: str) -> List[Span]:
-    """A copy of the committed QDQ-quantised ONNX fixture (tests/data/onnx, made by onnxruntime's
-    quantize_static: scripts/make_qdq_fixture.py); data spans: its initializers' raw bytes."""
+    """A copy of a committed quantised ONNX fixture (``qdq`` or ``qop`` form; tests/data/onnx, made by
+    onnxruntime's quantize_static: scripts/make_qdq_fixture.py); data spans: its initializers' raw bytes."""
     onnx = _require("onnx", "the 'onnx' extra")
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data", "onnx",
-                       "mnv1_025_128_qdq.onnx")
+                       f"mnv1_025_128_{variant}.onnx")
     with open(src, "rb") as f:
         data = f.read()
     with open(path, "wb") as f:

@@ -1,8 +1,8 @@
-"""Write tests/data/onnx/mnv1_025_128_qdq.onnx: the MobileNetV1 0.25/128 test weights
-(tests/data/tflite/mnv1_025_128.safetensors) exported by our ONNX exporter with BatchNorm folded,
-then quantised by onnxruntime's own ``quantize_static`` (QDQ form, per-channel int8 weights,
-uint8 activations, MinMax calibration on the 4 fixture crops). The tests compare our int8 engine
-on this file with onnxruntime running it.
+"""Write tests/data/onnx/mnv1_025_128_qdq.onnx and ..._qop.onnx: the MobileNetV1 0.25/128 test
+weights (tests/data/tflite/mnv1_025_128.safetensors) exported by our ONNX exporter with BatchNorm
+folded, then quantised by onnxruntime's own ``quantize_static`` (QDQ form and QOperator form,
+per-channel int8 weights, uint8 activations, MinMax calibration on the 4 fixture crops). The
+tests compare our int8 engine on these files with onnxruntime running them.
 
     python scripts/make_qdq_fixture.py        # needs onnx and onnxruntime (the test extra)
 """
@@ -28,20 +28,23 @@ def main() -> int:
     ws = load_weights(os.path.join(DATA, "tflite", "mnv1_025_128.safetensors"))
     images = np.load(os.path.join(DATA, "tflite", "mnv1_025_128_images.npy"))
     x = ((images.astype(np.float32) - 127.5) / 127.5).astype(np.float32)
-    feeds = iter([{"input": x[i:i + 1]} for i in range(len(x))])
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def get_next(self):  # type: ignore[no-untyped-def]
-            return next(feeds, None)
+        def __init__(self) -> None:
+            self.feeds = iter([{"input": x[i:i + 1]} for i in range(len(x))])
 
-    out = os.path.join(DATA, "onnx", "mnv1_025_128_qdq.onnx")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.feeds, None)
+
+    os.makedirs(os.path.join(DATA, "onnx"), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         float_path = os.path.join(tmp, "float.onnx")
         export_onnx(ws, float_path, fold_bn=True, batch=1)
-        quantize_static(float_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    print(f"wrote {out} ({os.path.getsize(out):,} bytes)")
+        for form, fmt in (("qdq", QuantFormat.QDQ), ("qop", QuantFormat.QOperator)):
+            out = os.path.join(DATA, "onnx", f"mnv1_025_128_{form}.onnx")
+            quantize_static(float_path, out, Reader(), quant_format=fmt, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            print(f"wrote {out} ({os.path.getsize(out):,} bytes)")
     return 0
 
 

@@ -1,9 +1,9 @@
-"""Quantised ONNX (QDQ form) through our int8 engine (:mod:`mobilenet_fast.importers.onnx_qdq`),
-against onnxruntime running the same file.
+"""Quantised ONNX (QDQ and QOperator forms) through our int8 engine
+(:mod:`mobilenet_fast.importers.onnx_qdq`), against onnxruntime running the same file.
 
-The file, tests/data/onnx/mnv1_025_128_qdq.onnx, is onnxruntime's own ``quantize_static`` (QDQ,
-per-channel int8 weights, uint8 activations) of the 0.25/128 test weights exported by our ONNX
-exporter (scripts/make_qdq_fixture.py). onnxruntime fuses it into QLinearConv /
+The files, tests/data/onnx/mnv1_025_128_{qdq,qop}.onnx, are onnxruntime's own ``quantize_static``
+(QDQ / QOperator, per-channel int8 weights, uint8 activations) of the 0.25/128 test weights
+exported by our ONNX exporter (scripts/make_qdq_fixture.py). onnxruntime runs both as QLinearConv /
 QLinearGlobalAveragePool / QGemm; our logits must be its logits exactly.
 """
 
@@ -26,6 +26,8 @@ from mobilenet_fast.importers.onnx_qdq import import_onnx_int8  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QDQ = os.path.join(HERE, "data", "onnx", "mnv1_025_128_qdq.onnx")
+QOP = os.path.join(HERE, "data", "onnx", "mnv1_025_128_qop.onnx")
+BOTH = pytest.mark.parametrize("path", [QDQ, QOP], ids=["qdq", "qoperator"])
 IMAGES = os.path.join(HERE, "data", "tflite", "mnv1_025_128_images.npy")
 
 
@@ -42,38 +44,42 @@ def ort_logits(path: str, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {"input": x[i:i + 1]})[names.index("logits")] for i in range(len(x))])
 
 
-def test_qdq_loads_as_int8_model():
-    model = mf.load(QDQ, threads=1)
+@BOTH
+def test_qdq_loads_as_int8_model(path):
+    model = mf.load(path, threads=1)
     assert isinstance(model, mf.QuantizedModel)
     c, qn = model.config, model.qnet
     assert (c.alpha, c.resolution, c.num_classes, c.padding) == (0.25, (128, 128), 100, "tf_same")
     assert qn.input_divide and qn.logits_output is not None and len(qn.layers) == 27
-    assert "QDQ" in c.source
+    assert ("QDQ" if path == QDQ else "QOperator") in c.source
     with pytest.raises(mf.InputError, match="quantised"):
-        mf.load(QDQ, precision="float32")
+        mf.load(path, precision="float32")
 
 
-def test_qdq_matches_onnxruntime_exactly():
+@BOTH
+def test_qdq_matches_onnxruntime_exactly(path):
     x = inputs()
-    ours = mf.load(QDQ, threads=1).logits(x)
-    ref = ort_logits(QDQ, x)
+    ours = mf.load(path, threads=1).logits(x)
+    ref = ort_logits(path, x)
     assert ours.shape == ref.shape == (len(x), 100)
     assert np.array_equal(ours, ref), f"{int((ours != ref).sum())} of {ours.size} logits differ"
     assert np.array_equal(ours.argmax(1), ref.argmax(1))
 
 
-def test_qdq_same_bits_on_every_isa_and_the_numpy_reference():
+@BOTH
+def test_qdq_same_bits_on_every_isa_and_the_numpy_reference(path):
     x = inputs()[:3]
-    model = mf.load(QDQ)
+    model = mf.load(path)
     ref = Q.int8_forward(model.qnet, x)
     for isa in mf.cpu_info()["supported_isas"]:
-        assert np.array_equal(mf.load(QDQ, isa=isa, threads=2).logits(x).astype(np.float64), ref), isa
+        assert np.array_equal(mf.load(path, isa=isa, threads=2).logits(x).astype(np.float64), ref), isa
 
 
-def test_qdq_convert_to_our_int8_file(tmp_path):
+@BOTH
+def test_qdq_convert_to_our_int8_file(tmp_path, path):
     dst = tmp_path / "qdq.safetensors"
-    assert cli.main(["convert", QDQ, str(dst)]) == 0
-    a, b = mf.load(QDQ, threads=1), mf.load(dst, threads=1)
+    assert cli.main(["convert", path, str(dst)]) == 0
+    a, b = mf.load(path, threads=1), mf.load(dst, threads=1)
     assert b.qnet.input_divide and b.qnet.logits_output == a.qnet.logits_output
     x = inputs()[:4]
     assert np.array_equal(a.logits(x), b.logits(x))

@@ -1,6 +1,7 @@
-"""Import a quantised MobileNetV1 ONNX graph in QDQ form (QuantizeLinear / DequantizeLinear around
-float operators, as onnxruntime's ``quantize_static(quant_format=QDQ)`` writes it) onto our int8
-engine.
+"""Import a quantised MobileNetV1 ONNX graph onto our int8 engine: the QDQ form (QuantizeLinear /
+DequantizeLinear around float operators, as onnxruntime's ``quantize_static(quant_format=QDQ)``
+writes it) and the QOperator form (QLinearConv, QLinearGlobalAveragePool, QGemm, as
+``quant_format=QOperator`` writes it; the same parameters, read from the operators' inputs).
 
 What is read, by structure (names are not relied on): the 27 ``Conv`` nodes in graph order, each
 with its weights and bias as ``DequantizeLinear`` of constants (int8 weights, per output channel
@@ -115,9 +116,12 @@ class _G:
 
     def act(self, q_node: Any, what: str) -> Tuple[float, int]:
         """(scale, uint8 zero point) of a Quantize/DequantizeLinear of an activation."""
-        s = np.atleast_1d(self.const(q_node.input[1], f"{what} scale"))
-        z = np.atleast_1d(self.const(q_node.input[2], f"{what} zero point")) if len(q_node.input) > 2 \
-            else np.zeros(1, np.uint8)
+        return self.act_names(q_node.input[1], q_node.input[2] if len(q_node.input) > 2 else "", what)
+
+    def act_names(self, scale_name: str, zp_name: str, what: str) -> Tuple[float, int]:
+        """(scale, uint8 zero point) from the constants named (no zero point: 0, uint8)."""
+        s = np.atleast_1d(self.const(scale_name, f"{what} scale"))
+        z = np.atleast_1d(self.const(zp_name, f"{what} zero point")) if zp_name else np.zeros(1, np.uint8)
         if s.size != 1 or z.size != 1:
             raise self.error(f"{what}: {s.size} scales and {z.size} zero points; an activation is quantised per "
                              "tensor")
@@ -166,8 +170,11 @@ class _G:
         raise self.error(f"{self.desc(n)}: its output is not quantised by a QuantizeLinear ({what})")
 
 
-def _weights(g: _G, n: Any, idx: int, channels: int, what: str) -> Tuple[np.ndarray, np.ndarray]:
-    q, s, z, axis = g.dq_const(n.input[idx], what)
+def _weights(g: _G, n: Any, arrays: Tuple[np.ndarray, np.ndarray, np.ndarray], channels: int,
+             what: str) -> Tuple[np.ndarray, np.ndarray]:
+    q, s, z = arrays
+    s = np.atleast_1d(s).astype(np.float32)
+    z = np.atleast_1d(z)
     if q.dtype != np.int8:
         raise g.error(f"{g.desc(n)}: {what} are {q.dtype}; symmetric int8 weights are supported")
     if np.any(z != 0):
@@ -183,10 +190,11 @@ def _weights(g: _G, n: Any, idx: int, channels: int, what: str) -> Tuple[np.ndar
     return q, scale
 
 
-def _bias(g: _G, n: Any, channels: int, depth: int) -> np.ndarray:
-    if len(n.input) < 3 or not n.input[2]:
+def _bias(g: _G, n: Any, arrays: Optional[Tuple[np.ndarray, np.ndarray]], channels: int, depth: int) -> np.ndarray:
+    """The int32 bias ((codes, zero points); None: no bias), checked."""
+    if arrays is None:
         return np.zeros(channels, np.int32)
-    q, _, z, _ = g.dq_const(n.input[2], "bias")
+    q, z = arrays
     if q.dtype != np.int32 or q.shape != (channels,) or np.any(z != 0):
         raise g.error(f"{g.desc(n)}: the bias is {q.dtype} {list(q.shape)}; expected int32 [{channels}] with zero "
                       "point 0")
@@ -194,6 +202,77 @@ def _bias(g: _G, n: Any, channels: int, depth: int) -> np.ndarray:
     if np.any(np.abs(q.astype(np.int64)) > room):
         raise g.error(f"{g.desc(n)}: a bias beyond +-{room} could overflow the int32 accumulator")
     return q.astype(np.int32)
+
+
+class _QDQ:
+    """Accessors of the QDQ form: float operators between Dequantize/QuantizeLinear."""
+
+    conv, pool, heads = "Conv", "GlobalAveragePool", ("Gemm", "MatMul")
+
+    def __init__(self, g: _G) -> None:
+        self.g = g
+
+    def weights(self, n: Any, what: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q, s, z, _ = self.g.dq_const(n.input[1], what)
+        return q, s, z
+
+    def bias(self, n: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        if len(n.input) < 3 or not n.input[2]:
+            return None
+        q, _, z, _ = self.g.dq_const(n.input[2], "bias")
+        return q, z
+
+    def q_in(self, n: Any, what: str) -> Tuple[float, int]:
+        return self.g.input_of(n, what)
+
+    def q_out(self, n: Any, what: str) -> Tuple[float, int]:
+        return self.g.output_of(n, what)
+
+    def clip_max(self, n: Any) -> Optional[float]:
+        return self.g.clip_max(n)
+
+    def input_node(self, first: Any) -> Optional[Any]:
+        d = self.g.prod.get(first.input[0])
+        return self.g.prod.get(d.input[0]) if d is not None and d.op_type == "DequantizeLinear" else None
+
+
+class _QOp:
+    """Accessors of the QOperator form: QLinearConv (x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp,
+    B), QLinearGlobalAveragePool (x, x_scale, x_zp, y_scale, y_zp), QGemm (a, a_scale, a_zp, b,
+    b_scale, b_zp, c, y_scale, y_zp)."""
+
+    conv, pool, heads = "QLinearConv", "QLinearGlobalAveragePool", ("QGemm",)
+
+    def __init__(self, g: _G) -> None:
+        self.g = g
+
+    def _in(self, n: Any, i: int) -> str:
+        return n.input[i] if len(n.input) > i else ""
+
+    def weights(self, n: Any, what: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = self.g
+        zp = self._in(n, 5)
+        return (g.const(n.input[3], what), g.const(n.input[4], f"{what} scale"),
+                g.const(zp, f"{what} zero point") if zp else np.zeros(1, np.int8))
+
+    def bias(self, n: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        b = self._in(n, 8 if n.op_type == "QLinearConv" else 6)
+        return None if not b else (self.g.const(b, "bias"), np.zeros(1, np.int32))
+
+    def q_in(self, n: Any, what: str) -> Tuple[float, int]:
+        return self.g.act_names(n.input[1], self._in(n, 2), what)
+
+    def q_out(self, n: Any, what: str) -> Tuple[float, int]:
+        i = {"QLinearConv": 6, "QLinearGlobalAveragePool": 3, "QGemm": 7}[n.op_type]
+        if not self._in(n, i):
+            raise self.g.error(f"{self.g.desc(n)} has no output quantisation (a float output is not supported)")
+        return self.g.act_names(n.input[i], self._in(n, i + 1), what)
+
+    def clip_max(self, n: Any) -> Optional[float]:
+        return None  # the quantiser folds the activations into the output ranges
+
+    def input_node(self, first: Any) -> Optional[Any]:
+        return self.g.prod.get(first.input[0])
 
 
 def import_onnx_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None,
@@ -222,11 +301,14 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
     g = _G(model, where)
     if not all(isinstance(n.op_type, str) for n in g.g.node):
         raise g.error("a node's operator type is not valid UTF-8")
-    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.g.node):
-        raise g.error("not a quantised (QDQ) ONNX model; mobilenet_fast.load reads float ONNX files as float32")
-    if any(n.op_type.startswith("QLinear") or n.op_type in ("QGemm", "ConvInteger") for n in g.g.node):
-        raise g.error("a QOperator-form ONNX model (QLinearConv ...); only the QDQ form is supported")
-    convs = [n for n in g.g.node if n.op_type == "Conv"]
+    if not any(n.op_type in _QUANT_OPS for n in g.g.node):
+        raise g.error("not a quantised ONNX model; mobilenet_fast.load reads float ONNX files as float32")
+    qop = any(n.op_type == "QLinearConv" for n in g.g.node)
+    if any(n.op_type in ("ConvInteger", "MatMulInteger", "QLinearMatMul") for n in g.g.node):
+        raise g.error("a ConvInteger / MatMulInteger / QLinearMatMul graph; the QDQ form and QLinearConv / QGemm are "
+                      "supported")
+    f: Union[_QDQ, _QOp] = _QOp(g) if qop else _QDQ(g)
+    convs = [n for n in g.g.node if n.op_type == f.conv]
     if len(convs) not in (27, 28):
         raise g.error(f"the graph has {len(convs)} Conv nodes; a quantised MobileNetV1 has 27 (28 with a 1x1 conv "
                       "classifier)")
@@ -240,20 +322,20 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
     hw = (dims[1], dims[2]) if nhwc else (dims[2], dims[3])
     if min(hw) < 32:
         raise g.error(f"input {ins[0].name!r} is {hw[0]}x{hw[1]}; MobileNetV1 needs at least 32x32")
-    stem_w = g.dq_const(convs[0].input[1], "the stem's weights")[0]
-    channels = [int(g.dq_const(c.input[1], "weights")[0].shape[0]) for c in convs[:27]]
+    stem_w = f.weights(convs[0], "the stem's weights")[0]
+    channels = [int(f.weights(c, "weights")[0].shape[0]) for c in convs[:27]]
     alpha = infer_alpha(channels[0], channels[2:27:2])
     if isinstance(alpha, WidthMismatch):
         raise g.error(f"the Conv output channels {channels} fit no MobileNetV1 width multiplier")
-    head = [n for n in g.g.node if n.op_type in ("Gemm", "MatMul")] + convs[27:]
-    pools = [n for n in g.g.node if n.op_type == "GlobalAveragePool"]
+    head = [n for n in g.g.node if n.op_type in f.heads] + convs[27:]
+    pools = [n for n in g.g.node if n.op_type == f.pool]
     if len(pools) != 1:
         raise g.error(f"the graph has {len(pools)} GlobalAveragePool nodes; expected one")
     num_classes = 0
     if head:
-        wq = g.dq_const(head[0].input[1], "the classifier's weights")[0]
-        trans = head[0].op_type == "Gemm" and bool(g.attr(head[0], "transB", 0))
-        num_classes = int(wq.shape[0] if (trans or head[0].op_type == "Conv") else wq.shape[1])
+        wq = f.weights(head[0], "the classifier's weights")[0]
+        trans = head[0].op_type in ("Gemm", "QGemm") and bool(g.attr(head[0], "transB", 0))
+        num_classes = int(wq.shape[0] if (trans or head[0].op_type == f.conv) else wq.shape[1])
     pads3 = [tuple(int(v) for v in g.attr(c, "pads", [0, 0, 0, 0])) for c in convs[:27]
              if list(g.attr(c, "kernel_shape", [1, 1])) == [3, 3]]
     padding = None
@@ -271,14 +353,13 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
         alpha=alpha, resolution=hw, num_classes=num_classes, padding=padding, bn_epsilon=0.0,
         input_mean=check_rgb(input_mean, "input_mean") if input_mean is not None else (127.5,) * 3,
         input_std=check_rgb(input_std, "input_std") if input_std is not None else (127.5,) * 3, labels=lab,
-        source=source or (f"quantised ONNX model {where} (sha256 {file_sha256(p)}), QDQ form, int8, imported by "
-                          "mobilenet_fast.importers.onnx_qdq"),
+        source=source or (f"quantised ONNX model {where} (sha256 {file_sha256(p)}), "
+                          f"{'QOperator' if qop else 'QDQ'} form, int8, imported by mobilenet_fast.importers.onnx_qdq"),
         activation="relu6")
     specs = [s for s in config.architecture() if s.kind in ("conv3x3", "dwconv3x3", "pwconv")]
-    first = g.prod.get(convs[0].input[0])
-    qnode = g.prod.get(first.input[0]) if first is not None and first.op_type == "DequantizeLinear" else None
+    qnode = f.input_node(convs[0])
     if qnode is None or qnode.op_type != "QuantizeLinear":
-        raise g.error(f"{g.desc(convs[0])}: its input is not a quantised image (QuantizeLinear, DequantizeLinear)")
+        raise g.error(f"{g.desc(convs[0])}: its input is not a quantised image (a QuantizeLinear)")
     qin = QParams(*g.act(qnode, "the input"))
     prev, layers = qin, []
     for c, spec in zip(convs[:27], specs):
@@ -287,11 +368,11 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
         if stride != [spec.stride] * 2 or (spec.kind == "dwconv3x3") != (group == spec.in_channels != 1):
             raise g.error(f"{g.desc(c)} has strides {stride} and group {group}; {spec.name} of MobileNetV1 has "
                           f"stride {spec.stride}{' and is depthwise' if spec.kind == 'dwconv3x3' else ''}")
-        qx = QParams(*g.input_of(c, f"{spec.name} input"))
+        qx = QParams(*f.q_in(c, f"{spec.name} input"))
         if qx != prev:
             raise g.error(f"{g.desc(c)}: its input is quantised differently from the previous layer's output")
-        qy = QParams(*g.output_of(c, f"{spec.name} output"))
-        w8, ws = _weights(g, c, 1, spec.out_channels, "weights")
+        qy = QParams(*f.q_out(c, f"{spec.name} output"))
+        w8, ws = _weights(g, c, f.weights(c, "weights"), spec.out_channels, "weights")
         if spec.kind == "conv3x3":
             w = w8.transpose(2, 3, 1, 0)
         elif spec.kind == "dwconv3x3":
@@ -301,36 +382,36 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
         if w.shape != spec.weight_shape:
             raise g.error(f"{g.desc(c)}: weights {list(w8.shape)} do not fit {spec.name} ({list(spec.weight_shape)})")
         depth = int(np.prod(spec.weight_shape[:-1]))
-        top = g.clip_max(c)  # a Clip the quantiser kept; else the range already ends where it should
+        top = f.clip_max(c)  # a Clip the quantiser kept; else the range already ends where it should
         hi = 255 if top is None else int(np.clip(qy.zero_point + np.rint(np.float32(top) / np.float32(qy.scale)), 0, 255))
-        layer = QLayer(spec, np.ascontiguousarray(w, np.int8), ws, _bias(g, c, spec.out_channels, depth), qx, qy,
+        layer = QLayer(spec, np.ascontiguousarray(w, np.int8), ws, _bias(g, c, f.bias(c), spec.out_channels, depth), qx, qy,
                        (qy.zero_point, max(hi, qy.zero_point)))
         m = layer.multiplier
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
             raise g.error(f"{g.desc(c)}: its scales give a requantisation multiplier that is 0 or not finite")
         layers.append(layer)
         prev = qy
-    if QParams(*g.input_of(pools[0], "the pool's input")) != prev:
+    if QParams(*f.q_in(pools[0], "the pool's input")) != prev:
         raise g.error(f"{g.desc(pools[0])}: its input is not the last conv's quantised output")
-    pool_out = QParams(*g.output_of(pools[0], "the pool's output"))
+    pool_out = QParams(*f.q_out(pools[0], "the pool's output"))
     classifier, logits_output = None, None
     if head:
         h = head[0]
-        qx = QParams(*g.input_of(h, "the classifier's input"))
+        qx = QParams(*f.q_in(h, "the classifier's input"))
         if qx != pool_out:
             raise g.error(f"{g.desc(h)}: its input is not quantised as the pool's output")
-        w8, ws = _weights(g, h, 1, num_classes, "the classifier's weights")
-        trans = h.op_type == "Gemm" and bool(g.attr(h, "transB", 0))
-        w = w8[:, :, 0, 0].T if h.op_type == "Conv" else (w8.T if trans else w8)
+        w8, ws = _weights(g, h, f.weights(h, "the classifier's weights"), num_classes, "the classifier's weights")
+        trans = h.op_type in ("Gemm", "QGemm") and bool(g.attr(h, "transB", 0))
+        w = w8[:, :, 0, 0].T if h.op_type == f.conv else (w8.T if trans else w8)
         dense = next(s for s in config.architecture() if s.kind == "dense")
         if w.shape != dense.weight_shape:
             raise g.error(f"{g.desc(h)}: weights {list(w8.shape)} do not fit the classifier {list(dense.weight_shape)}")
-        classifier = QLayer(dense, np.ascontiguousarray(w, np.int8), ws, _bias(g, h, num_classes, w.shape[0]), qx,
-                            None)
-        logits_output = QParams(*g.output_of(h, "the logits"))
+        classifier = QLayer(dense, np.ascontiguousarray(w, np.int8), ws, _bias(g, h, f.bias(h), num_classes, w.shape[0]),
+                            qx, None)
+        logits_output = QParams(*f.q_out(h, "the logits"))
         for m in (logit_scale(qx.scale, ws), requant_multiplier(qx.scale, ws, logits_output.scale)):
             if not (np.all(np.isfinite(m)) and np.all(m > 0)):
                 raise g.error(f"{g.desc(h)}: its scales give a multiplier that is 0 or not finite in float32")
-    qnet = QuantizedNet(alpha, qin, layers, pool_out, classifier, method="onnx-qdq", bias_correction=False,
+    qnet = QuantizedNet(alpha, qin, layers, pool_out, classifier, method="onnx-qop" if qop else "onnx-qdq", bias_correction=False,
                         pair_limit=False, rounding="file", logits_output=logits_output, input_divide=True)
     return config, qnet
