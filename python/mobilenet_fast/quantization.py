@@ -45,7 +45,7 @@ from .runner import Model, folded_tensors
 from .weights import ModelConfig, WeightSet
 
 __all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
-           "requant_multiplier", "logit_scale",
+           "requant_multiplier", "logit_scale", "overflowing_channel",
            "agreement", "pair_sums", "METHODS", "PAIR_LIMIT", "GEMM_KINDS"]
 
 F32 = npt.NDArray[np.float32]
@@ -105,6 +105,16 @@ def requant_multiplier(in_scale: float, weight_scale: npt.ArrayLike, out_scale: 
     with np.errstate(over="ignore", under="ignore"):
         prod = np.float32(in_scale) * np.asarray(weight_scale, np.float32)
         return np.asarray(prod / np.float32(out_scale), np.float32)
+
+
+def overflowing_channel(weight: npt.ArrayLike, bias: npt.ArrayLike) -> Optional[int]:
+    """The first output channel whose int32 accumulator could overflow for some input - where
+    ``|bias| + 255 * sum |w|`` (every ``|x - zp| <= 255``) exceeds 2^31 - 1 - or None.
+    ``weight``: int8 codes in a canonical layout, output channels last."""
+    w = np.asarray(weight)
+    bound = 255 * np.abs(w.astype(np.int64)).reshape(-1, w.shape[-1]).sum(axis=0)
+    bad = np.flatnonzero(np.abs(np.asarray(bias, np.int64)) + bound > 2**31 - 1)
+    return int(bad[0]) if bad.size else None
 
 
 def logit_scale(in_scale: float, weight_scale: npt.ArrayLike) -> F32:

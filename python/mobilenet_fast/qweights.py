@@ -34,7 +34,8 @@ name                             dtype      shape           meaning
 A layer's input quantisation is the previous layer's output (the stem's is ``input.*``, the
 classifier's is ``pool.*``), so the file cannot hold two disagreeing copies of it. Everything is
 checked on load - names, dtypes, shapes, finite positive scales, zero points and clamps in
-0..255, weights in -127..127, biases that leave the int32 accumulator room for any input - and a
+0..255, weights in -127..127, biases that leave the int32 accumulator room for any input (with
+the channel's own weights) - and a
 file that fails is a :class:`~mobilenet_fast.errors.WeightFileError` naming the tensor.
 """
 
@@ -189,7 +190,7 @@ def _logits_quantized(names: Any) -> bool:
 
 def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "QuantizedNet":
     """The QuantizedNet of validated tensors ``t``; :class:`WeightFileError` naming the first problem."""
-    from .quantization import QLayer, QParams, QuantizedNet, logit_scale, requant_multiplier
+    from .quantization import QLayer, QParams, QuantizedNet, logit_scale, overflowing_channel, requant_multiplier
 
     expected = expected_quantized(config, _logits_quantized(t))
     missing = [k for k in expected if k not in t]
@@ -231,11 +232,11 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
         m = logit_scale(qin.scale, ws)  # judged below: 0 or inf is refused
         if not (np.isfinite(m).all() and (m > 0).all()):
             raise bad(f"{p}.weight_scale", "gives a multiplier that is 0 or not finite in float32")
-        # Room in int32 for the largest accumulation any input can give: |x - zp| <= 255, |w| <= 127.
-        depth = int(np.prod(s.weight_shape[:-1]))  # taps x input channels summed per output
-        room = 2**31 - 1 - 255 * 127 * depth
-        if (np.abs(b.astype(np.int64)) > room).any():
-            raise bad(f"{p}.bias", f"holds a bias beyond +-{room}: the int32 accumulator could overflow")
+        # Room in int32 for the largest accumulation any input can give: |x - zp| <= 255.
+        c = overflowing_channel(w, b)
+        if c is not None:
+            raise bad(f"{p}.bias", f"holds a bias (channel {c}) with which the int32 accumulator could overflow "
+                      "(|bias| + 255 x sum |w| > 2^31 - 1)")
         return w, ws, b
 
     qin = qparams("input", "scale", "zero_point")

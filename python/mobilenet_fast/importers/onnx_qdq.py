@@ -190,17 +190,21 @@ def _weights(g: _G, n: Any, arrays: Tuple[np.ndarray, np.ndarray, np.ndarray], c
     return q, scale
 
 
-def _bias(g: _G, n: Any, arrays: Optional[Tuple[np.ndarray, np.ndarray]], channels: int, depth: int) -> np.ndarray:
-    """The int32 bias ((codes, zero points); None: no bias), checked."""
+def _bias(g: _G, n: Any, arrays: Optional[Tuple[np.ndarray, np.ndarray]], channels: int,
+          weight: np.ndarray) -> np.ndarray:
+    """The int32 bias ((codes, zero points); None: no bias), checked against the int32 room its
+    channel's weights (canonical layout) leave."""
+    from ..quantization import overflowing_channel
+
     if arrays is None:
         return np.zeros(channels, np.int32)
     q, z = arrays
     if q.dtype != np.int32 or q.shape != (channels,) or np.any(z != 0):
         raise g.error(f"{g.desc(n)}: the bias is {q.dtype} {list(q.shape)}; expected int32 [{channels}] with zero "
                       "point 0")
-    room = 2**31 - 1 - 255 * 127 * depth
-    if np.any(np.abs(q.astype(np.int64)) > room):
-        raise g.error(f"{g.desc(n)}: a bias beyond +-{room} could overflow the int32 accumulator")
+    c = overflowing_channel(weight, q)
+    if c is not None:
+        raise g.error(f"{g.desc(n)}: the bias of channel {c} could overflow the int32 accumulator with its weights")
     return q.astype(np.int32)
 
 
@@ -381,10 +385,9 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
             w = w8[:, :, 0, 0].T
         if w.shape != spec.weight_shape:
             raise g.error(f"{g.desc(c)}: weights {list(w8.shape)} do not fit {spec.name} ({list(spec.weight_shape)})")
-        depth = int(np.prod(spec.weight_shape[:-1]))
         top = f.clip_max(c)  # a Clip the quantiser kept; else the range already ends where it should
         hi = 255 if top is None else int(np.clip(qy.zero_point + np.rint(np.float32(top) / np.float32(qy.scale)), 0, 255))
-        layer = QLayer(spec, np.ascontiguousarray(w, np.int8), ws, _bias(g, c, f.bias(c), spec.out_channels, depth), qx, qy,
+        layer = QLayer(spec, np.ascontiguousarray(w, np.int8), ws, _bias(g, c, f.bias(c), spec.out_channels, w), qx, qy,
                        (qy.zero_point, max(hi, qy.zero_point)))
         m = layer.multiplier
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
@@ -406,7 +409,7 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
         dense = next(s for s in config.architecture() if s.kind == "dense")
         if w.shape != dense.weight_shape:
             raise g.error(f"{g.desc(h)}: weights {list(w8.shape)} do not fit the classifier {list(dense.weight_shape)}")
-        classifier = QLayer(dense, np.ascontiguousarray(w, np.int8), ws, _bias(g, h, f.bias(h), num_classes, w.shape[0]),
+        classifier = QLayer(dense, np.ascontiguousarray(w, np.int8), ws, _bias(g, h, f.bias(h), num_classes, w),
                             qx, None)
         logits_output = QParams(*f.q_out(h, "the logits"))
         for m in (logit_scale(qx.scale, ws), requant_multiplier(qx.scale, ws, logits_output.scale)):

@@ -787,9 +787,12 @@ def _int8_weights(g: _Graph, layer: _Layer, channels: int, qdim: int) -> Tuple[n
 
 
 def _int32_bias(g: _Graph, layer: _Layer, channels: int, in_scale: float, w_scale: np.ndarray,
-                depth: int) -> np.ndarray:
+                weight: np.ndarray) -> np.ndarray:
     """The int32 bias, checked: at the accumulator's scale, and leaving the int32 accumulator room
-    for the largest sum of ``depth`` products any input can give (|x - zp| <= 255, |w| <= 127)."""
+    for the largest sum any input can give with the channel's weights (``weight``: canonical
+    layout, output channels last)."""
+    from ..quantization import overflowing_channel
+
     b = layer.b
     if b is None:
         return np.zeros(channels, np.int32)
@@ -803,10 +806,10 @@ def _int32_bias(g: _Graph, layer: _Layer, channels: int, in_scale: float, w_scal
         if not np.allclose(got, want, rtol=1e-5, atol=0):
             raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} is not at the accumulator's scale "
                           "(input scale x weight scale)")
-    room = 2**31 - 1 - 255 * 127 * depth
-    if np.any(np.abs(b.data.astype(np.int64)) > room):
-        raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} holds a value beyond +-{room}: the int32 accumulator "
-                      "could overflow")
+    c = overflowing_channel(weight, b.data)
+    if c is not None:
+        raise g.error(f"{g.desc(layer.op)}: bias {b.name!r} (channel {c}) could overflow the int32 accumulator with "
+                      "its weights")
     return b.data.astype(np.int32)
 
 
@@ -859,8 +862,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         else:
             w8, ws = _int8_weights(g, layer, spec.out_channels, 0)
             weight = w8.transpose(1, 2, 3, 0) if layer.kind == "conv3x3" else w8[:, 0, 0, :].T
-        depth = 27 if layer.kind == "conv3x3" else 9 if layer.kind == "dwconv3x3" else spec.in_channels
-        bias = _int32_bias(g, layer, spec.out_channels, qx.scale, ws, depth)
+        bias = _int32_bias(g, layer, spec.out_channels, qx.scale, ws, weight)
         lo = qy.zero_point
         hi = 255 if layer.act == "relu" else min(255, qy.zero_point + int(np.rint(np.float32(6.0) / np.float32(qy.scale))))
         layers.append(QLayer(spec, np.ascontiguousarray(weight, np.int8), ws, bias, qx, qy, (lo, hi)))
@@ -880,7 +882,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         n = cl.w.shape[0]
         w8, ws = _int8_weights(g, cl, n, 0)
         weight = (w8 if w8.ndim == 2 else w8[:, 0, 0, :]).T
-        bias = _int32_bias(g, cl, n, qx.scale, ws, weight.shape[0])
+        bias = _int32_bias(g, cl, n, qx.scale, ws, weight)
         dense = next(s for s in config.architecture() if s.kind == "dense")
         classifier = QLayer(dense, np.ascontiguousarray(weight, np.int8), ws, bias, qx, None)
         m = logit_scale(qx.scale, ws)
