@@ -216,7 +216,7 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
   mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), 0, packed.data());
   std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
   timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
-    kv.v->qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, mbf::QuantOut{0, 0, 255});
+    kv.v->qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, mbf::QuantOut{0, 0, 255}, nullptr);
     benchmark::DoNotOptimize(c.data());
   });
   if (st.counters.count("GFLOP/s")) {  // integer ops: say so

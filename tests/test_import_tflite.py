@@ -401,7 +401,8 @@ def _stem(buf: bytes):
 @pytest.mark.parametrize("what, match", [
     ("weight scale 0", r"weights .* scale that is not finite and > 0"),
     ("weight scale count", r"weights .* have 3 scales .* for 8 output channels"),
-    ("weight zero point", r"zero point other than 0"),
+    ("weight zero point", r"weights .* have a zero point outside -128\.\.127"),
+    ("weight zero points span", r"minus their per-channel zero points span -?\d+\.\.\d+, more than 255 steps"),
     ("activation scale nan", r"has scale nan"),
     ("activation scale tiny", r"has scale 9\.9\d*e-41; an activation scale must be in 1e-12\.\.1e12"),
     ("activation zero point", r"zero point 300, outside"),
@@ -415,7 +416,9 @@ def test_int8_bad_quantisation_refused(tmp_path, what, match):
     elif what == "weight scale count":
         edits = [(_quant_vector_pos(buf, w, 8) - 4, "<I", 3)]  # the vector's length prefix
     elif what == "weight zero point":
-        edits = [(_quant_vector_pos(buf, w, 10) + 8, "<q", 5)]
+        edits = [(_quant_vector_pos(buf, w, 10) + 8, "<q", 300)]
+    elif what == "weight zero points span":  # channel 1 shifted by 100: its weights and the others' are > 255 apart
+        edits = [(_quant_vector_pos(buf, w, 10) + 8, "<q", 100)]
     elif what == "activation scale nan":
         edits = [(_quant_vector_pos(buf, y, 8), "<f", float("nan"))]
     elif what == "activation scale tiny":  # a float32 denormal: its reciprocal is infinite

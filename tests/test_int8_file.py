@@ -129,8 +129,13 @@ def _set(name, value, index=0):
 BAD = {
     "missing tensor": (lambda t, m: t.pop("blocks.3.pw.bias"), "missing tensor 'blocks.3.pw.bias'"),
     "extra tensor": (lambda t, m: t.update(extra=np.zeros(1, np.float32)), "unexpected tensor 'extra'"),
-    "weight dtype": (lambda t, m: t.update({"blocks.0.dw.weight": t["blocks.0.dw.weight"].astype(np.int16)}),
-                     "'blocks.0.dw.weight' has dtype I16"),
+    "weight dtype": (lambda t, m: t.update({"blocks.0.dw.weight": t["blocks.0.dw.weight"].astype(np.int32)}),
+                     "'blocks.0.dw.weight' has dtype I32"),
+    # int16 weights (weights that had a zero point) more than 255 steps apart
+    "wide weights": (lambda t, m: t.update({"blocks.0.dw.weight": t["blocks.0.dw.weight"].astype(np.int16) * 3}),
+                     "'blocks.0.dw.weight' holds int16 weights in .* at most 255 apart"),
+    "pool half up": (lambda t, m: m.update(quantization='{"pool_rounding": "half_up"}'),
+                     "pool rounds half up .* differ from the last layer's output"),
     "bias shape": (lambda t, m: t.update({"stem.conv.bias": t["stem.conv.bias"][:-1].copy()}),
                    "'stem.conv.bias' has shape"),
     "zero scale": (_set("blocks.2.pw.output_scale", 0.0), "blocks.2.pw.output_scale"),

@@ -120,8 +120,10 @@ std::size_t packed_qdwconv3x3_bytes(int channels) {
   return static_cast<std::size_t>(channels) * (2 * sizeof(std::int32_t) + 9 * sizeof(std::int16_t));
 }
 
-void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int32_t* bias, const float* scale,
-                             void* packed) {
+namespace {
+
+template <class W>
+void pack_qdw(int channels, const W* w, const std::int32_t* bias, const float* scale, void* packed) {
   auto* out = static_cast<unsigned char*>(packed);
   for (int c = 0; c < channels; ++c) {
     const float s = scale[c];
@@ -136,6 +138,18 @@ void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int3
                   &v, sizeof v);
     }
   }
+}
+
+}  // namespace
+
+void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int32_t* bias, const float* scale,
+                             void* packed) {
+  pack_qdw(channels, w, bias, scale, packed);
+}
+
+void pack_qdwconv3x3_weights(int channels, const std::int16_t* w, const std::int32_t* bias, const float* scale,
+                             void* packed) {
+  pack_qdw(channels, w, bias, scale, packed);
 }
 
 bool all_finite(const float* x, std::size_t n) {

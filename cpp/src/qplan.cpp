@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -35,6 +36,8 @@ void check_layer(const QLayerParams& p, std::size_t weights, std::size_t channel
   expect_count(p.multiplier.size(), channels, name + " multipliers");
   if (p.out.zero_point < 0 || p.out.zero_point > 255 || p.out.min > p.out.max)
     throw InputError(name + ": output zero point must be in 0..255 and clamp min <= max");
+  if (p.weight_offset < -128 || p.weight_offset > 128)
+    throw InputError(name + ": weight offset must be in -128..128, got " + std::to_string(p.weight_offset));
 }
 
 // q[i] = clamp(rne(x[i] * inv) + zero_point, 0, 255) for n values, inv = 1.0f / scale in float32
@@ -108,9 +111,8 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
   check_layer(spec.stem, 27u * spec.stem_channels, spec.stem_channels, "stem");
   const int nr = kernels_.qgemm_nr;
-  stem_packed_.reset(packed_qgemm_bytes(27, spec.stem_channels, nr));
-  pack_qgemm_weights(27, spec.stem_channels, nr, spec.stem.weights.data(), spec.stem.bias.data(),
-                     spec.stem.multiplier.data(), input_zp_, stem_packed_.data());
+  pack_gemm_layer(spec.stem, 27, spec.stem_channels, nr, input_zp_, stem_packed_, "stem");
+  stem_offset_ = spec.stem.weight_offset;
   stem_out_ = spec.stem.out;
   stem_pairs_ = use_pairs(27, spec.stem_channels, spec.stem.weights.data());
   std::size_t largest = pixels_of(stem_) * spec.stem_channels;
@@ -126,15 +128,22 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     check_layer(b.dw, 9u * c, c, name + ".dw");
     check_layer(b.pw, static_cast<std::size_t>(c) * b.out_channels, b.out_channels, name + ".pw");
     L.dw_packed.reset(packed_qdwconv3x3_bytes(c));
-    pack_qdwconv3x3_weights(c, b.dw.weights.data(), b.dw.bias.data(), b.dw.multiplier.data(), L.dw_packed.data());
+    L.dw_wide = b.dw.weight_offset != 0;
+    if (L.dw_wide) {
+      std::vector<std::int16_t> wide(b.dw.weights.size());
+      for (std::size_t j = 0; j < wide.size(); ++j)
+        wide[j] = static_cast<std::int16_t>(b.dw.weights[j] + b.dw.weight_offset);
+      pack_qdwconv3x3_weights(c, wide.data(), b.dw.bias.data(), b.dw.multiplier.data(), L.dw_packed.data());
+    } else {
+      pack_qdwconv3x3_weights(c, b.dw.weights.data(), b.dw.bias.data(), b.dw.multiplier.data(), L.dw_packed.data());
+    }
     L.dw_in_zp = zp;
     L.dw_out = b.dw.out;
     L.pw_in_zp = b.dw.out.zero_point;
     L.pw_out = b.pw.out;
     L.pw_channels = b.out_channels;
-    L.pw_packed.reset(packed_qgemm_bytes(c, b.out_channels, nr));
-    pack_qgemm_weights(c, b.out_channels, nr, b.pw.weights.data(), b.pw.bias.data(), b.pw.multiplier.data(),
-                       L.pw_in_zp, L.pw_packed.data());
+    pack_gemm_layer(b.pw, c, b.out_channels, nr, L.pw_in_zp, L.pw_packed, name + ".pw");
+    L.pw_offset = b.pw.weight_offset;
     L.pw_pairs = use_pairs(c, b.out_channels, b.pw.weights.data());
     h = L.dw.out_h;
     w = L.dw.out_w;
@@ -151,12 +160,17 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   pool_out_scale_ = spec.pool_out_scale;
   pool_in_zp_ = spec.pool_in_zero_point;
   pool_out_zp_ = spec.pool_out_zero_point;
+  pool_half_up_ = spec.pool_half_up;
+  if (pool_half_up_ && (spec.pool_in_scale != spec.pool_out_scale || pool_in_zp_ != pool_out_zp_))
+    throw InputError("pool: rounding half up (TFLite's AVERAGE_POOL_2D) needs the same scale and zero point on "
+                     "its input and output");
   if (num_classes_ < 0) throw InputError("num_classes must be >= 0");
   if (num_classes_ > 0) {
     check_layer(spec.fc, static_cast<std::size_t>(c) * num_classes_, num_classes_, "classifier");
-    fc_packed_.reset(packed_qgemm_bytes(c, num_classes_, nr));
-    pack_qgemm_weights(c, num_classes_, nr, spec.fc.weights.data(), spec.fc.bias.data(), spec.fc.multiplier.data(),
-                       pool_out_zp_, fc_packed_.data());
+    if (spec.fc.weight_offset < -128 || spec.fc.weight_offset > 128)
+      throw InputError("classifier: weight offset must be in -128..128");
+    pack_gemm_layer(spec.fc, c, num_classes_, nr, pool_out_zp_, fc_packed_, "classifier");
+    fc_offset_ = spec.fc.weight_offset;
     fc_pairs_ = use_pairs(c, num_classes_, spec.fc.weights.data());
   }
   // The same limit as the fp32 Plan, checked before anything is allocated: no buffer of 2^31
@@ -173,6 +187,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     b.b.reset(largest);
     b.patches.reset(patches);
     b.pooled.reset(static_cast<std::size_t>(feature_channels_));
+    b.row_add.reset(std::max<std::size_t>(pixels_of(stem_), 1));  // the most rows any GEMM has
   }
   if (threads_ > 1) {
     try {
@@ -188,6 +203,36 @@ QPlan::~QPlan() { unregister_for_fork(&mutex_); }
 
 std::size_t QPlan::pixels_of(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
 
+void QPlan::pack_gemm_layer(const QLayerParams& p, int k, int n, int nr, std::int32_t input_zero_point,
+                            AlignedArray<unsigned char>& packed, const std::string& name) {
+  packed.reset(packed_qgemm_bytes(k, n, nr));
+  const std::int64_t d = p.weight_offset;
+  if (d == 0) {
+    pack_qgemm_weights(k, n, nr, p.weights.data(), p.bias.data(), p.multiplier.data(), input_zero_point, packed.data());
+    return;
+  }
+  // The weights are w + d: the bias absorbs -zp x K x d (pack_qgemm_weights subtracts zp x sum w),
+  // and each row adds d x its sum of codes at run time. Every partial sum the kernels form
+  // (bias, + the products of w, + the row's d x sum) must stay inside int32 for any input.
+  std::vector<std::int32_t> bias(static_cast<std::size_t>(n));
+  for (int j = 0; j < n; ++j) {
+    std::int64_t wsum = 0, wabs = 0;
+    for (int p2 = 0; p2 < k; ++p2) {
+      const std::int64_t w = p.weights[static_cast<std::size_t>(p2) * n + j];
+      wsum += w;
+      wabs += w < 0 ? -w : w;
+    }
+    const std::int64_t b = p.bias[static_cast<std::size_t>(j)] - input_zero_point * k * d;
+    const std::int64_t packed_bias = b - input_zero_point * wsum;
+    const std::int64_t room = (packed_bias < 0 ? -packed_bias : packed_bias) + 255 * wabs + 255 * k * (d < 0 ? -d : d);
+    if (room > INT32_MAX)
+      throw InputError(name + ": with its weight offset, the int32 accumulator of channel " + std::to_string(j) +
+                       " could overflow");
+    bias[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(b);
+  }
+  pack_qgemm_weights(k, n, nr, p.weights.data(), bias.data(), p.multiplier.data(), input_zero_point, packed.data());
+}
+
 bool QPlan::use_pairs(int k, int n, const std::int8_t* b) {
   const bool fit = qgemm_pairs_fit(k, n, b);
   pair_layers_ += fit;
@@ -195,14 +240,34 @@ bool QPlan::use_pairs(int k, int n, const std::int8_t* b) {
   return fit;
 }
 
+namespace {
+
+// out[i] = d x (sum of row i's K uint8 codes), for m rows of A (row stride k): a GEMM layer's
+// weight-offset correction (QLayerParams::weight_offset).
+void row_sums(int m, int k, const std::uint8_t* a, std::int32_t d, std::int32_t* out) {
+  for (int i = 0; i < m; ++i) {
+    const std::uint8_t* r = a + static_cast<std::size_t>(i) * k;
+    std::int32_t s = 0;
+    for (int p = 0; p < k; ++p) s += r[p];
+    out[i] = d * s;
+  }
+}
+
+}  // namespace
+
 void QPlan::gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
-                       QuantOut q, bool pairs, ThreadPool* pool) {
+                       QuantOut q, bool pairs, std::int32_t offset, Buffers& buf, ThreadPool* pool) {
   const int nr = kernels_.qgemm_nr;
   const qgemm_fn fn = pairs ? kernels_.qgemm_pairs : kernels_.qgemm;
+  const std::int32_t* add = nullptr;
+  if (offset != 0) {
+    row_sums(m, k, a, offset, buf.row_add.data());
+    add = buf.row_add.data();
+  }
   split_packed_gemm(pool, pool ? pool->size() : 1, m, n, k, pairs ? kernels_.qgemm_pairs_mr : kernels_.qgemm_mr, nr,
                     qgemm_panel_bytes(k, nr), a, packed, c,
                     [&](int rows, int cols, const std::uint8_t* ap, const void* bp, std::uint8_t* cp) {
-                      fn(rows, cols, k, ap, k, bp, cp, n, q);
+                      fn(rows, cols, k, ap, k, bp, cp, n, q, add ? add + (ap - a) / k : nullptr);
                     });
 }
 
@@ -249,26 +314,31 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
     }
   });
   gemm_split(oh * ow, stem_.out_channels, 27, buf.patches.data(), stem_packed_.data(), buf.a.data(), stem_out_,
-             stem_pairs_, pool);
+             stem_pairs_, stem_offset_, buf, pool);
   // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
   for (const Block& L : blocks_) {
-    const qdwconv3x3_fn dw = L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
+    const qdwconv3x3_fn dw =
+        L.dw_wide ? qdwconv3x3_scalar : L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
     const int tasks = threads > 1 ? std::min(L.dw.out_h, 2 * threads) : 1;
     for_tasks(pool, tasks, [&](int t, int) {
       const auto r = tasks > 1 ? chunk(L.dw.out_h, tasks, t, 1) : std::make_pair(0, L.dw.out_h);
       dw(L.dw, buf.a.data(), L.dw_in_zp, L.dw_packed.data(), buf.b.data(), r.first, r.second, L.dw_out);
     });
     gemm_split(L.dw.out_h * L.dw.out_w, L.pw_channels, L.dw.in_channels, buf.b.data(), L.pw_packed.data(),
-               buf.a.data(), L.pw_out, L.pw_pairs, pool);
+               buf.a.data(), L.pw_out, L.pw_pairs, L.pw_offset, buf, pool);
   }
   // Global average pool: int32 sums of (q - zp), requantised.
   const Conv2dGeom& last = blocks_.back().dw;
   const int hw = last.out_h * last.out_w, c = feature_channels_;
   const QuantOut pool_q{pool_out_zp_, 0, 255};
   for (int ch = 0; ch < c; ++ch) {
-    std::int32_t sum = 0;
-    for (int p = 0; p < hw; ++p) sum += static_cast<std::int32_t>(buf.a.data()[static_cast<std::size_t>(p) * c + ch]) - pool_in_zp_;
-    buf.pooled.data()[ch] = requantize(sum, pool_multiplier_, pool_q);
+    std::int64_t sum = 0;
+    for (int p = 0; p < hw; ++p) sum += buf.a.data()[static_cast<std::size_t>(p) * c + ch];
+    if (pool_half_up_)  // (sum of codes + HW / 2) / HW: in 0..255, the zero points being equal
+      buf.pooled.data()[ch] = static_cast<std::uint8_t>((sum + hw / 2) / hw);
+    else
+      buf.pooled.data()[ch] = requantize(static_cast<std::int32_t>(sum - static_cast<std::int64_t>(pool_in_zp_) * hw),
+                                         pool_multiplier_, pool_q);
   }
   if (features || num_classes_ == 0) {
     for (int ch = 0; ch < c; ++ch)
@@ -277,7 +347,9 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
     return true;
   }
   const qgemm_f32_fn fc = fc_pairs_ ? kernels_.qgemm_pairs_f32 : kernels_.qgemm_f32;
-  fc(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_);
+  std::int32_t fc_add = 0;
+  if (fc_offset_ != 0) row_sums(1, c, buf.pooled.data(), fc_offset_, &fc_add);
+  fc(1, num_classes_, c, buf.pooled.data(), c, fc_packed_.data(), output, num_classes_, fc_offset_ ? &fc_add : nullptr);
   return true;
 }
 

@@ -89,40 +89,48 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
   const std::vector<unsigned char> packed_copy(packed);
   const std::vector<std::uint8_t> a_copy(a);
 
-  std::vector<std::uint8_t> want(static_cast<std::size_t>(c.m) * c.ldc, kPad);
-  std::vector<float> want_f32(static_cast<std::size_t>(c.m) * c.ldc, -7.0f);
-  for (int i = 0; i < c.m; ++i)
-    for (int j = 0; j < c.n; ++j) {
-      std::int64_t acc = c.bias ? bias[j] : 0;
-      for (int p = 0; p < c.k; ++p)
-        acc += (static_cast<std::int64_t>(a[i * c.lda + p]) - c.in_zp) * b[static_cast<std::size_t>(p) * c.n + j];
-      want[i * c.ldc + j] = reference_requant(acc, scale[j], c.out);
-      want_f32[i * c.ldc + j] = static_cast<float>(static_cast<std::int32_t>(acc)) * scale[j];
-    }
-  // The float32-output entry of the same kernel: float32(acc) * scale, bit for bit.
-  std::vector<float> got_f32(want_f32.size(), -7.0f);
-  gemm_f32(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got_f32.data(), c.ldc);
-  for (std::size_t i = 0; i < want_f32.size(); ++i)
-    if (std::memcmp(&got_f32[i], &want_f32[i], sizeof(float)) != 0) {
-      ADD_FAILURE() << "float output " << i << ": got " << got_f32[i] << ", want " << want_f32[i];
-      break;
-    }
+  // Two passes: no row_add, then one int32 per row added to every column (the weight-zero-point
+  // correction of a legacy uint8 layer: values of either sign, up to d * 255 * K).
+  std::vector<std::int32_t> radd(static_cast<std::size_t>(c.m));
+  for (auto& x : radd) x = static_cast<std::int32_t>(rng.next() % 400001) - 200000;
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass ? "with row_add" : "without row_add");
+    const std::int32_t* row_add = pass ? radd.data() : nullptr;
+    std::vector<std::uint8_t> want(static_cast<std::size_t>(c.m) * c.ldc, kPad);
+    std::vector<float> want_f32(static_cast<std::size_t>(c.m) * c.ldc, -7.0f);
+    for (int i = 0; i < c.m; ++i)
+      for (int j = 0; j < c.n; ++j) {
+        std::int64_t acc = (c.bias ? bias[j] : 0) + (row_add ? row_add[i] : 0);
+        for (int p = 0; p < c.k; ++p)
+          acc += (static_cast<std::int64_t>(a[i * c.lda + p]) - c.in_zp) * b[static_cast<std::size_t>(p) * c.n + j];
+        want[i * c.ldc + j] = reference_requant(acc, scale[j], c.out);
+        want_f32[i * c.ldc + j] = static_cast<float>(static_cast<std::int32_t>(acc)) * scale[j];
+      }
+    // The float32-output entry of the same kernel: float32(acc) * scale, bit for bit.
+    std::vector<float> got_f32(want_f32.size(), -7.0f);
+    gemm_f32(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got_f32.data(), c.ldc, row_add);
+    for (std::size_t i = 0; i < want_f32.size(); ++i)
+      if (std::memcmp(&got_f32[i], &want_f32[i], sizeof(float)) != 0) {
+        ADD_FAILURE() << "float output " << i << ": got " << got_f32[i] << ", want " << want_f32[i];
+        break;
+      }
 
-  // The whole matrix, then the rows split in uneven chunks (as threads would): same bytes.
-  std::vector<std::uint8_t> got(want.size(), kPad), split(want.size(), kPad);
-  gemm(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got.data(), c.ldc, c.out);
-  const int cuts[] = {0, std::min(c.m, 1), std::min(c.m, 1 + mr), std::min(c.m, c.m / 2 + 1), c.m};
-  for (int s = 0; s + 1 < 5; ++s)
-    if (cuts[s + 1] > cuts[s])
-      gemm(cuts[s + 1] - cuts[s], c.n, c.k, a.data() + cuts[s] * c.lda, c.lda, packed.data(),
-              split.data() + cuts[s] * c.ldc, c.ldc, c.out);
-  int bad = 0;
-  for (std::size_t i = 0; i < want.size() && bad < 5; ++i)
-    if (got[i] != want[i] || split[i] != want[i]) {
-      ++bad;
-      ADD_FAILURE() << "byte " << i << " (row " << i / c.ldc << ", col " << i % c.ldc << "): got "
-                    << int(got[i]) << ", split " << int(split[i]) << ", want " << int(want[i]);
-    }
+    // The whole matrix, then the rows split in uneven chunks (as threads would): same bytes.
+    std::vector<std::uint8_t> got(want.size(), kPad), split(want.size(), kPad);
+    gemm(c.m, c.n, c.k, a.data(), c.lda, packed.data(), got.data(), c.ldc, c.out, row_add);
+    const int cuts[] = {0, std::min(c.m, 1), std::min(c.m, 1 + mr), std::min(c.m, c.m / 2 + 1), c.m};
+    for (int s = 0; s + 1 < 5; ++s)
+      if (cuts[s + 1] > cuts[s])
+        gemm(cuts[s + 1] - cuts[s], c.n, c.k, a.data() + cuts[s] * c.lda, c.lda, packed.data(),
+             split.data() + cuts[s] * c.ldc, c.ldc, c.out, row_add ? row_add + cuts[s] : nullptr);
+    int bad = 0;
+    for (std::size_t i = 0; i < want.size() && bad < 5; ++i)
+      if (got[i] != want[i] || split[i] != want[i]) {
+        ++bad;
+        ADD_FAILURE() << "byte " << i << " (row " << i / c.ldc << ", col " << i % c.ldc << "): got "
+                      << int(got[i]) << ", split " << int(split[i]) << ", want " << int(want[i]);
+      }
+  }
   EXPECT_EQ(a, a_copy) << "the input was modified";
   EXPECT_EQ(packed, packed_copy) << "the packed weights were modified";
 }
@@ -220,7 +228,7 @@ TEST_P(Qgemm, ExtremeOperands) {
     mbf::pack_qgemm_weights(k, n, t.qgemm_nr, b.data(), nullptr, scale.data(), 0, packed.data());
     std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
     const mbf::QuantOut q{100, 0, 255};
-    (pairs() ? t.qgemm_pairs : t.qgemm)(m, n, k, a.data(), k, packed.data(), c.data(), n, q);
+    (pairs() ? t.qgemm_pairs : t.qgemm)(m, n, k, a.data(), k, packed.data(), c.data(), n, q, nullptr);
     const std::uint8_t want = reference_requant(static_cast<std::int64_t>(255) * wsum * sign, 1.0f / 4096.0f, q);
     for (std::uint8_t v : c) ASSERT_EQ(int(v), int(want)) << "sign " << sign;
   }

@@ -702,7 +702,7 @@ def _read_any(path: str) -> Tuple[Any, Any]:
 
 def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
     """Per-layer int8 parameters of a QuantizedNet, for ``info``."""
-    from .quantization import GEMM_KINDS, PAIR_LIMIT, pair_sums
+    from .quantization import GEMM_KINDS, PAIR_LIMIT, pair_sums, split_weight_offset
 
     rows = []
     for layer in list(qnet.layers) + ([qnet.classifier] if qnet.classifier is not None else []):
@@ -710,8 +710,13 @@ def _quant_rows(qnet: Any) -> List[Dict[str, Any]]:
         out = layer.output
         if out is None and qnet.logits_output is not None:  # an imported file's int8 logits
             out = qnet.logits_output
+        zero_pointed = layer.weight.dtype.itemsize > 1  # int16: code - zero point (a legacy uint8 file)
+        per_channel = ws.size > 1 and float(ws.min()) != float(ws.max())
+        kind = ("8-bit with a zero point (int8 + offset {:d})".format(split_weight_offset(layer.weight)[1])
+                if zero_pointed else "int8")
         rows.append({
-            "name": layer.spec.name, "weights": "int8 per output channel", "activations": "uint8 per tensor",
+            "name": layer.spec.name, "weights": f"{kind} per {'output channel' if per_channel else 'tensor'}",
+            "activations": "uint8 per tensor",
             "weight_scale_min": float(ws.min()), "weight_scale_max": float(ws.max()),
             "input_scale": layer.input.scale, "input_zero_point": layer.input.zero_point,
             "output": "float32 logits" if out is None else "uint8 logits" if layer.output is None else "uint8",
@@ -731,7 +736,8 @@ def _format_quant_rows(rows: List[Dict[str, Any]]) -> str:
     for r in rows:
         out = ("float32 logits".rjust(26) if r["output_scale"] is None else
                f"{r['output_scale']:>11.4g}{r['output_zero_point']:>4}{'%d..%d' % tuple(r['clamp']):>10}")
-        lines.append(f"{r['name']:<14}{'int8':>8}{r['weight_scale_min']:>11.3g}..{r['weight_scale_max']:<9.3g}"
+        short = "8b+zp" if "zero point" in r["weights"] else "int8"  # weights that had a zero point
+        lines.append(f"{r['name']:<14}{short:>8}{r['weight_scale_min']:>11.3g}..{r['weight_scale_max']:<9.3g}"
                      f"{r['input_scale']:>11.4g}{r['input_zero_point']:>4}{out}")
     return "\n".join(lines)
 
@@ -766,7 +772,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(arch.format_table())
     print()
     if args.weights:
-        what = ("int8: int8 weights (per output channel), uint8 activations, int32 accumulators"
+        what = ("int8: 8-bit weights, uint8 activations, int32 accumulators (per layer below)"
                 if qnet is not None else "float32 (every layer)")
         print(f"weights: {args.weights}, {size:,} bytes; precision {what}")
         if cfg.source:

@@ -45,7 +45,7 @@ from .runner import Model, folded_tensors
 from .weights import ModelConfig, WeightSet
 
 __all__ = ["QParams", "QLayer", "QuantizedNet", "QuantizedModel", "quantize", "quantize_network", "int8_forward",
-           "requant_multiplier", "logit_scale", "overflowing_channel",
+           "requant_multiplier", "logit_scale", "overflowing_channel", "split_weight_offset",
            "agreement", "pair_sums", "METHODS", "PAIR_LIMIT", "GEMM_KINDS"]
 
 F32 = npt.NDArray[np.float32]
@@ -82,7 +82,9 @@ class QLayer:
     """One quantised conv / dense layer (canonical weight layouts, output channels last)."""
 
     spec: LayerSpec
-    weight: npt.NDArray[np.int8]
+    #: int8 codes; or int16 in -255..255 spanning at most 255 steps: weights that had a zero point
+    #: (a legacy uint8 .tflite's ``code - zero_point``; see :func:`split_weight_offset`).
+    weight: npt.NDArray[Any]
     weight_scale: F32  # per output channel
     bias: npt.NDArray[np.int32]  # at scale input.scale * weight_scale
     input: QParams
@@ -115,6 +117,25 @@ def overflowing_channel(weight: npt.ArrayLike, bias: npt.ArrayLike) -> Optional[
     bound = 255 * np.abs(w.astype(np.int64)).reshape(-1, w.shape[-1]).sum(axis=0)
     bad = np.flatnonzero(np.abs(np.asarray(bias, np.int64)) + bound > 2**31 - 1)
     return int(bad[0]) if bad.size else None
+
+
+def split_weight_offset(weight: npt.NDArray[Any]) -> Tuple[npt.NDArray[np.int8], int]:
+    """``(w8, d)`` with ``weight == w8 + d``: int8 weights as they are (``d = 0``); int16 weights
+    of a zero-pointed layer (at most 255 steps from lowest to highest) shifted into int8, which is
+    how the C++ network runs them (``QLayerParams::weight_offset``: a GEMM adds ``d x`` the row sums
+    of its input codes, a depthwise layer runs its scalar kernel). InputError for weights no
+    offset brings into int8."""
+    w = np.asarray(weight)
+    if w.dtype == np.int8:
+        return w, 0
+    lo, hi = int(w.min()), int(w.max())
+    if lo >= -128 and hi <= 127:
+        return w.astype(np.int8), 0
+    if hi - lo > 255 or lo < -255 or hi > 255:
+        raise InputError(f"weights in {lo}..{hi}: more than 255 steps apart, or beyond -255..255, cannot run as int8 "
+                         "plus an offset")
+    d = hi - 127
+    return (w - d).astype(np.int8), d
 
 
 def logit_scale(in_scale: float, weight_scale: npt.ArrayLike) -> F32:
@@ -150,6 +171,10 @@ class QuantizedNet:
     #: from a quantised ONNX file) instead of multiplying by the float32 reciprocal (LiteRT's way,
     #: and ours).
     input_divide: bool = False
+    #: Round the pool's average half up in integers, ``(sum of codes + HW // 2) // HW``, as
+    #: TFLite's quantised AVERAGE_POOL_2D does (a legacy uint8 .tflite), which keeps the input's
+    #: scale and zero point; default: the float32 multiplier ``s_in / (HW s_out)``, half to even.
+    pool_half_up: bool = False
 
     def fc_scale(self) -> F32:
         """The classifier's per-class float32 output scale: ``s_in * s_w`` (float logits) or, with
@@ -183,21 +208,24 @@ class QuantizedNet:
         :func:`int8_forward`, bit for bit (``run(x)`` alone where :attr:`logits_output` is None)."""
         def params(layer: QLayer) -> Tuple[Any, ...]:
             assert layer.output is not None
-            return (np.ascontiguousarray(layer.weight), np.ascontiguousarray(layer.bias),
-                    np.ascontiguousarray(layer.multiplier), layer.output.zero_point, layer.clamp[0], layer.clamp[1])
+            w8, d = split_weight_offset(layer.weight)
+            return (np.ascontiguousarray(w8), np.ascontiguousarray(layer.bias),
+                    np.ascontiguousarray(layer.multiplier), layer.output.zero_point, layer.clamp[0], layer.clamp[1], d)
 
         stem, blocks = self.layers[0], self.layers[1:]
         last = self.layers[-1].output
         assert last is not None
         fc = None
         if self.classifier is not None:
-            fc = (np.ascontiguousarray(self.classifier.weight), np.ascontiguousarray(self.classifier.bias),
-                  np.ascontiguousarray(self.fc_scale()))
+            w8, d = split_weight_offset(self.classifier.weight)
+            fc = (np.ascontiguousarray(w8), np.ascontiguousarray(self.classifier.bias),
+                  np.ascontiguousarray(self.fc_scale()), d)
         return _core.QPlan(
             height, width, (self.input.scale, self.input.zero_point, self.input_divide),
             (stem.spec.stride, stem.spec.pads, params(stem)),
             [(dw.spec.stride, dw.spec.pads, params(dw), params(pw)) for dw, pw in zip(blocks[0::2], blocks[1::2])],
-            (last.scale, last.zero_point, self.pool_output.scale, self.pool_output.zero_point), fc, isa=isa,
+            (last.scale, last.zero_point, self.pool_output.scale, self.pool_output.zero_point, self.pool_half_up), fc,
+            isa=isa,
             threads=threads)
 
     def __repr__(self) -> str:
@@ -286,9 +314,12 @@ def _requantize(acc: I64, multiplier: F32, out: QParams, clamp: Tuple[int, int])
     return r
 
 
-def _pool(q: I64, inp: QParams, out: QParams) -> I64:
-    """Global average pool of uint8 codes: int32 sums over H*W, requantised with s_in / (HW s_out)."""
+def _pool(q: I64, inp: QParams, out: QParams, half_up: bool = False) -> I64:
+    """Global average pool of uint8 codes: int32 sums over H*W, requantised with s_in / (HW s_out)
+    (or, ``half_up``, ``(sum of codes + HW // 2) // HW``: QuantizedNet.pool_half_up)."""
     hw = q.shape[1] * q.shape[2]
+    if half_up:
+        return np.asarray((np.asarray(q, np.int64).sum(axis=(1, 2)) + hw // 2) // hw, np.int64)
     acc = (q - inp.zero_point).sum(axis=(1, 2))
     m = np.float32(np.float64(inp.scale) / (hw * out.scale))
     return _requantize(acc, np.full(acc.shape[-1], m, np.float32), out, (0, 255))
@@ -310,7 +341,7 @@ def int8_forward(qnet: QuantizedNet, x: F32, *, features: bool = False) -> F64:
     for layer in qnet.layers:
         assert layer.output is not None
         q = _requantize(_accumulate(layer, q), layer.multiplier, layer.output, layer.clamp)
-    q = _pool(q, qnet.layers[-1].output or qnet.input, qnet.pool_output)
+    q = _pool(q, qnet.layers[-1].output or qnet.input, qnet.pool_output, qnet.pool_half_up)
     if features or qnet.classifier is None:
         return qnet.pool_output.dequantize(q)
     return _logits(qnet, q)

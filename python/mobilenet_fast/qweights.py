@@ -8,7 +8,9 @@ quantised to keep ``|q[2j, n]| + |q[2j+1, n]| <= 128``) and the weights' ``round
 provenance only: a reader that needs the pair condition checks the weights, e.g.
 :meth:`QuantizedNet.pairs_within_limit`; and ``input_rounding`` = ``"divide"`` for a model whose
 input is quantised by division, as onnxruntime does (``QuantizedNet.input_divide``; absent: the
-reciprocal multiply), which is arithmetic, not provenance). Tensors, in network
+reciprocal multiply), and ``pool_rounding`` = ``"half_up"`` for a pool that rounds as TFLite's
+quantised AVERAGE_POOL_2D (``QuantizedNet.pool_half_up``: the pool's output then has its input's
+scale and zero point), which are arithmetic, not provenance). Tensors, in network
 order, with ``{layer}`` = ``stem.conv``, ``blocks.{i}.dw``, ``blocks.{i}.pw`` (as in float32
 files) and ``classifier``:
 
@@ -17,7 +19,10 @@ name                             dtype      shape           meaning
 ===============================  =========  ==============  =======================================
 ``input.scale``                  F64        [1]             uint8 quantisation of the normalised
 ``input.zero_point``             I32        [1]             input: ``x = scale * (q - zero_point)``
-``{layer}.weight``               I8         float layout    per-output-channel symmetric, -127..127
+``{layer}.weight``               I8         float layout    per-output-channel symmetric, -127..127;
+                                 or I16                     or code - zero point of weights that had
+                                                            one (a legacy uint8 .tflite): -255..255,
+                                                            at most 255 apart
 ``{layer}.weight_scale``         F32        [Cout]          ``w = weight_scale[c] * q``
 ``{layer}.bias``                 I32        [Cout]          at scale ``s_in * weight_scale[c]``
 ``{layer}.output_scale``         F64        [1]             uint8 quantisation of the layer's
@@ -72,6 +77,12 @@ def _zp(value: int) -> np.ndarray:
     return np.array([value], np.int32)
 
 
+def _weight(w: np.ndarray) -> np.ndarray:
+    """A layer's weights as stored: int8, or int16 where they had a zero point (wider than int8)."""
+    w = np.asarray(w)
+    return np.ascontiguousarray(w, np.int8 if w.dtype == np.int8 else np.int16)
+
+
 def quantized_tensors(qnet: "QuantizedNet") -> Dict[str, np.ndarray]:
     """The canonical tensors of a quantised network, in network order (see the module docstring)."""
     out: Dict[str, np.ndarray] = {"input.scale": _scalar(qnet.input.scale),
@@ -79,7 +90,7 @@ def quantized_tensors(qnet: "QuantizedNet") -> Dict[str, np.ndarray]:
     for layer in qnet.layers:
         assert layer.output is not None
         p = _prefix(layer.spec.kind, layer.spec.name)
-        out[f"{p}.weight"] = np.ascontiguousarray(layer.weight, np.int8)
+        out[f"{p}.weight"] = _weight(layer.weight)
         out[f"{p}.weight_scale"] = np.ascontiguousarray(layer.weight_scale, np.float32)
         out[f"{p}.bias"] = np.ascontiguousarray(layer.bias, np.int32)
         out[f"{p}.output_scale"] = _scalar(layer.output.scale)
@@ -89,7 +100,7 @@ def quantized_tensors(qnet: "QuantizedNet") -> Dict[str, np.ndarray]:
     out["pool.output_zero_point"] = _zp(qnet.pool_output.zero_point)
     if qnet.classifier is not None:
         c = qnet.classifier
-        out["classifier.weight"] = np.ascontiguousarray(c.weight, np.int8)
+        out["classifier.weight"] = _weight(c.weight)
         out["classifier.weight_scale"] = np.ascontiguousarray(c.weight_scale, np.float32)
         out["classifier.bias"] = np.ascontiguousarray(c.bias, np.int32)
         if qnet.logits_output is not None:
@@ -108,6 +119,7 @@ def save_quantized(path: PathLike, config: ModelConfig, qnet: "QuantizedNet") ->
     meta[PRECISION_KEY] = "int8"
     meta["quantization"] = json.dumps({"method": qnet.method, "bias_correction": bool(qnet.bias_correction),
                                        **({"input_rounding": "divide"} if qnet.input_divide else {}),
+                                       **({"pool_rounding": "half_up"} if qnet.pool_half_up else {}),
                                        "pair_limit": bool(qnet.pair_limit), "rounding": qnet.rounding})
     blob = save(tensors, metadata=meta)
     with open(os.fspath(path), "wb") as f:
@@ -204,6 +216,8 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
     for name, (shape, _) in expected.items():
         a = t[name]
         want = _DTYPES[name.rsplit(".", 1)[1]][1]
+        if name.endswith(".weight") and isinstance(a, np.ndarray) and a.dtype == np.int16:
+            want = np.int16  # weights that had a zero point (checked in weights() below)
         if not isinstance(a, np.ndarray) or a.dtype != want:
             got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
             raise WeightFileError(f"{where}: tensor {name!r} has dtype {got}, expected {np.dtype(want)}")
@@ -225,8 +239,12 @@ def _build(config: ModelConfig, t: Mapping[str, np.ndarray], where: str) -> "Qua
 
     def weights(p: str, s: Any, qin: QParams) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, ws, b = t[f"{p}.weight"], t[f"{p}.weight_scale"], t[f"{p}.bias"]
-        if (w == -128).any():
+        if w.dtype == np.int8 and (w == -128).any():
             raise bad(f"{p}.weight", "holds -128: int8 weights are symmetric, -127..127")
+        if w.dtype == np.int16 and w.size and (int(w.min()) < -255 or int(w.max()) > 255
+                                               or int(w.max()) - int(w.min()) > 255):
+            raise bad(f"{p}.weight", f"holds int16 weights in {int(w.min())}..{int(w.max())}; weights with a zero "
+                      "point are in -255..255 and at most 255 apart")
         if not (np.isfinite(ws).all() and (ws > 0).all()):
             raise bad(f"{p}.weight_scale", "holds a scale that is not finite and > 0")
         m = logit_scale(qin.scale, ws)  # judged below: 0 or inf is refused
@@ -310,7 +328,7 @@ def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
                 if name not in names:
                     raise WeightFileError(f"{where}: missing tensor {name!r} (expected shape {list(shape)})")
                 sl = f.get_slice(name)
-                if sl.get_dtype() != dtype:
+                if sl.get_dtype() != dtype and not (name.endswith(".weight") and sl.get_dtype() == "I16"):
                     raise WeightFileError(f"{where}: tensor {name!r} has dtype {sl.get_dtype()}, expected {dtype}")
                 if tuple(sl.get_shape()) != shape:
                     raise WeightFileError(f"{where}: tensor {name!r} has shape {list(sl.get_shape())}, "
@@ -336,4 +354,10 @@ def load_quantized(path: PathLike) -> Tuple[ModelConfig, "QuantizedNet"]:
         qnet.pair_limit = bool(q.get("pair_limit", False))
         qnet.rounding = str(q.get("rounding", "nearest"))
         qnet.input_divide = q.get("input_rounding") == "divide"
+        qnet.pool_half_up = q.get("pool_rounding") == "half_up"
+    last = qnet.layers[-1].output if qnet.layers else None
+    if qnet.pool_half_up and last != qnet.pool_output:
+        raise WeightFileError(f"{where}: metadata says the pool rounds half up (TFLite's AVERAGE_POOL_2D), which keeps "
+                              "its input's quantisation, but pool.output_scale / pool.output_zero_point differ from "
+                              "the last layer's output")
     return config, qnet

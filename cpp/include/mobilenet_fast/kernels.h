@@ -75,14 +75,17 @@ struct QuantOut {
   std::int32_t zero_point;
   std::uint8_t min, max;  // the fused activation in the quantised domain (ReLU6: q(0)..q(6))
 };
-// C[M][N] (uint8, row stride ldc) = requantise(A[M][K] (uint8, row stride lda) x B + bias), with
-// B, bias and the per-column scales packed by pack_qgemm_weights() with this table's qgemm_nr.
+// C[M][N] (uint8, row stride ldc) = requantise(A[M][K] (uint8, row stride lda) x B + bias
+// + row_add[i]), with B, bias and the per-column scales packed by pack_qgemm_weights() with this
+// table's qgemm_nr. row_add (null: none) is one int32 per row added to every column's
+// accumulator: the weight-zero-point correction d * sum_k A[i][k] of a layer whose weights are
+// B + d (legacy uint8 weights with a zero point, QLayerParams::weight_offset).
 using qgemm_fn = void (*)(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed_b,
-                          std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out);
+                          std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, const std::int32_t* row_add);
 // The same product with float32 output: C[M][N] = float32(acc) * scale[n] (no clamp), for logits
 // (pack the logit scale input_scale * weight_scale as the column scales).
 using qgemm_f32_fn = void (*)(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed_b,
-                              float* c, std::ptrdiff_t ldc);
+                              float* c, std::ptrdiff_t ldc, const std::int32_t* row_add);
 // K values per group in the packed int8 weights (one 32-bit lane of a dot-product instruction).
 constexpr int kQgemmKr = 4;
 // Widest panel pack_qgemm_weights() packs.
@@ -114,6 +117,11 @@ std::size_t packed_qdwconv3x3_bytes(int channels);
 // Packs w[3][3][C] int8, bias[C] int32 (null: zeros) and scale[C] (positive, finite; else
 // InputError) as C int32 biases, C float32 scales and 9 x C int16 weights.
 void pack_qdwconv3x3_weights(int channels, const std::int8_t* w, const std::int32_t* bias, const float* scale,
+                             void* packed);
+// The same with int16 weights in -255..255 (w - zero point of legacy uint8 weights): only the
+// scalar kernel (qdwconv3x3_scalar, int32 products) is exact for those; the SIMD kernels multiply
+// in int16 and need |w| <= 128.
+void pack_qdwconv3x3_weights(int channels, const std::int16_t* w, const std::int32_t* bias, const float* scale,
                              void* packed);
 
 // The kernel families: one entry point each in a KernelTable, one or more variants each in the

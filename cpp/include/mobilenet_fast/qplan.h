@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "mobilenet_fast/aligned_buffer.h"
@@ -23,11 +24,18 @@ namespace mbf {
 // depthwise [3][3][C], pointwise and classifier [Cin][Cout]), int32 biases at the accumulator's
 // scale, per-channel float32 multipliers (input scale x weight scale / output scale; for the
 // classifier input scale x weight scale, the logit scale), the output's zero point and clamp.
+//
+// weight_offset d: the layer's weights are weights + d (int8 + d, so in -255..255 for |d| <= 128):
+// weights with a zero point, as legacy uint8 .tflite files have, shifted into int8. A GEMM layer
+// then adds d x (the sum of each input row's uint8 codes) to the row's accumulators (the
+// kernels' row_add; the bias absorbs -zero point x K x d), a depthwise layer runs the scalar
+// kernel on int16 weights (the SIMD ones multiply in int16, exact only for |w| <= 128).
 struct QLayerParams {
   std::vector<std::int8_t> weights;
   std::vector<std::int32_t> bias;
   std::vector<float> multiplier;
   QuantOut out{0, 0, 255};
+  std::int32_t weight_offset = 0;
 };
 
 struct QPlanBlock {
@@ -52,6 +60,11 @@ struct QPlanSpec {
   // The pool: its input's scale and zero point (the last block's output) and its output's.
   double pool_in_scale = 1.0, pool_out_scale = 1.0;
   std::int32_t pool_in_zero_point = 0, pool_out_zero_point = 0;
+  // Round the pool's average half up, in integers: (sum of codes + HW / 2) / HW - what TFLite's
+  // quantised AVERAGE_POOL_2D computes (LiteRT's XNNPACK and its builtin kernel alike), which
+  // requires the same scale and zero point on both sides. Default: the float32 multiplier
+  // in_scale / (HW x out_scale) and round half to even.
+  bool pool_half_up = false;
   int num_classes = 0;  // 0: feature extractor (the pooled uint8 features, dequantised)
   QLayerParams fc;
 };
@@ -89,14 +102,21 @@ class QPlan {
     std::int32_t dw_in_zp = 0, pw_in_zp = 0;
     int pw_channels = 0;
     bool pw_pairs = false;
+    bool dw_wide = false;        // int16 weights beyond the SIMD kernels' range: the scalar kernel
+    std::int32_t pw_offset = 0;  // QLayerParams::weight_offset of the pointwise layer
   };
   struct Buffers {
     AlignedArray<std::uint8_t> a, b, patches, pooled;
+    AlignedArray<std::int32_t> row_add;  // a GEMM's d x row sums (layers with a weight offset)
   };
   static std::size_t pixels_of(const Conv2dGeom& g);
   bool run_image(const float* input, float* output, bool features, Buffers& buf, ThreadPool* pool);
   void gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
-                  QuantOut q, bool pairs, ThreadPool* pool);
+                  QuantOut q, bool pairs, std::int32_t offset, Buffers& buf, ThreadPool* pool);
+  // Packs a GEMM layer (K x N), its weight offset folded into the bias (InputError where the
+  // accumulator could overflow int32).
+  static void pack_gemm_layer(const QLayerParams& p, int k, int n, int nr, std::int32_t input_zero_point,
+                              AlignedArray<unsigned char>& packed, const std::string& name);
   // Whether B[K][N] may run on qgemm_pairs, counted in pair_layers_ / gemm_layers_.
   bool use_pairs(int k, int n, const std::int8_t* b);
 
@@ -109,6 +129,8 @@ class QPlan {
   AlignedArray<unsigned char> stem_packed_, fc_packed_;
   QuantOut stem_out_;
   bool stem_pairs_ = false, fc_pairs_ = false;
+  std::int32_t stem_offset_ = 0, fc_offset_ = 0;
+  bool pool_half_up_ = false;
   int pair_layers_ = 0, gemm_layers_ = 0;
   std::vector<Block> blocks_;
   float pool_multiplier_;

@@ -38,7 +38,8 @@ softmax_kernel softmax_scalar;
 // column at a time, the reference of the int8 tests.
 // c_u8 (requantised) or, when null, c_f32 (float32(acc) * scale).
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                     std::uint8_t* c_u8, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width);
+                     std::uint8_t* c_u8, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width,
+                     const std::int32_t* row_add = nullptr);
 constexpr int kQgemmNrScalar = 8;
 // clamp(q.zero_point + rne(float32(acc) * scale)): the requantisation every int8 kernel performs.
 std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q);

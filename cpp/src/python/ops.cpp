@@ -218,7 +218,7 @@ void bind_ops(py::module_& m) {
         const std::uint8_t* ap = a.data();
         std::uint8_t* op = out.mutable_data();
         py::gil_scoped_release release;
-        fn(static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), ap, kk, packed.data(), op, n, q);
+        fn(static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), ap, kk, packed.data(), op, n, q, nullptr);
         return out;
       },
       py::arg("a"), py::arg("weights"), py::arg("scale"), py::arg("bias") = none,

@@ -23,11 +23,23 @@ std::vector<T> values(const py::handle& obj, const std::string& name, int ndim) 
   return std::vector<T>(a.data(), a.data() + a.size());
 }
 
-// (weights, bias, multiplier, zero_point, min, max) -> QLayerParams; the weights' rank is checked,
-// their shape against the network by QPlan.
+// The length of a tuple argument that may have an optional last element: `longer` if it has that
+// many items, else `shorter` (seq_arg then checks and names the expected form).
+int tuple_size(const py::handle& obj, int shorter, int longer) {
+  const bool seq = PySequence_Check(obj.ptr()) && !PyUnicode_Check(obj.ptr());
+  const Py_ssize_t n = seq ? PySequence_Size(obj.ptr()) : -1;
+  if (PyErr_Occurred()) PyErr_Clear();
+  return n == longer ? longer : shorter;
+}
+
+// (weights, bias, multiplier, zero_point, min, max[, weight_offset]) -> QLayerParams; the weights'
+// rank is checked, their shape against the network by QPlan.
 mbf::QLayerParams layer(const py::handle& obj, const std::string& name, int weight_ndim) {
-  const std::vector<py::object> t = seq_arg(obj, name, 6, "(weights, bias, multiplier, zero_point, min, max)");
+  const int n = tuple_size(obj, 6, 7);
+  const std::vector<py::object> t =
+      seq_arg(obj, name, n, "(weights, bias, multiplier, zero_point, min, max[, weight_offset])");
   mbf::QLayerParams p;
+  if (n == 7) p.weight_offset = static_cast<std::int32_t>(int_arg(t[6], name + " weight offset", -128, 128));
   p.weights = values<std::int8_t>(t[0], name + " weights", weight_ndim);
   p.bias = values<std::int32_t>(t[1], name + " bias", 1);
   p.multiplier = values<float>(t[2], name + " multiplier", 1);
@@ -44,8 +56,7 @@ std::unique_ptr<mbf::QPlan> make_qplan(const py::object& height, const py::objec
   s.in_h = int_arg(height, "height");
   s.in_w = int_arg(width, "width");
   // (scale, zero_point) or (scale, zero_point, divide): see QPlanSpec::input_divide.
-  const bool three = PySequence_Check(input.ptr()) && !PyUnicode_Check(input.ptr()) && PySequence_Size(input.ptr()) == 3;
-  if (PyErr_Occurred()) PyErr_Clear();
+  const bool three = tuple_size(input, 2, 3) == 3;
   const std::vector<py::object> in =
       seq_arg(input, "input", three ? 3 : 2, "(scale, zero_point) or (scale, zero_point, divide)");
   s.input_scale = static_cast<float>(real_arg(in[0], "input scale"));
@@ -73,13 +84,22 @@ std::unique_ptr<mbf::QPlan> make_qplan(const py::object& height, const py::objec
     blk.out_channels = static_cast<int>(blk.pw.bias.size());
     s.blocks.push_back(std::move(blk));
   }
-  const std::vector<py::object> p = seq_arg(pool, "pool", 4, "(in_scale, in_zero_point, out_scale, out_zero_point)");
+  const int pool_n = tuple_size(pool, 4, 5);
+  const std::vector<py::object> p =
+      seq_arg(pool, "pool", pool_n, "(in_scale, in_zero_point, out_scale, out_zero_point[, half_up])");
+  if (pool_n == 5) {
+    if (!PyBool_Check(p[4].ptr())) throw InputError("pool half_up must be a bool");
+    s.pool_half_up = p[4].ptr() == Py_True;
+  }
   s.pool_in_scale = real_arg(p[0], "pool input scale");
   s.pool_in_zero_point = static_cast<std::int32_t>(int_arg(p[1], "pool input zero point", 0, 255));
   s.pool_out_scale = real_arg(p[2], "pool output scale");
   s.pool_out_zero_point = static_cast<std::int32_t>(int_arg(p[3], "pool output zero point", 0, 255));
   if (!classifier.is_none()) {
-    const std::vector<py::object> c = seq_arg(classifier, "classifier", 3, "(weights, bias, logit_scale)");
+    const int fc_n = tuple_size(classifier, 3, 4);
+    const std::vector<py::object> c =
+        seq_arg(classifier, "classifier", fc_n, "(weights, bias, logit_scale[, weight_offset])");
+    if (fc_n == 4) s.fc.weight_offset = static_cast<std::int32_t>(int_arg(c[3], "classifier weight offset", -128, 128));
     s.fc.weights = values<std::int8_t>(c[0], "classifier weights", 2);
     s.fc.bias = values<std::int32_t>(c[1], "classifier bias", 1);
     s.fc.multiplier = values<float>(c[2], "classifier logit scale", 1);

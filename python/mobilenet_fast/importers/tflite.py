@@ -763,11 +763,14 @@ def _act_params(g: _Graph, t: _Tensor, what: str) -> Tuple[float, int]:
 
 
 def _int8_weights(g: _Graph, layer: _Layer, channels: int, qdim: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The int8 codes of a layer's weights (file layout) and one float32 scale per output channel."""
+    """A layer's weight codes minus their zero point (file layout) and one float32 scale per output
+    channel: symmetric int8 weights as int8; weights with a zero point (legacy uint8 files' per-tensor
+    asymmetric uint8, or int8 with a zero point) as int16 ``code - zero point``, which must span at
+    most 255 steps (``quantization.split_weight_offset``)."""
     w = layer.w
-    if w.type != _INT8 or w.data is None or not w.quantized:
+    if w.type not in (_INT8, _UINT8) or w.data is None or not w.quantized:
         raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} are {w.type_name}; a quantised MobileNetV1 "
-                      "has int8 weights with per-channel (or per-tensor) scales")
+                      "has int8 (or legacy uint8) weights with per-channel (or per-tensor) scales")
     assert w.scale is not None and w.zero_point is not None
     if w.scale.size not in (1, channels) or w.zero_point.size not in (1, w.scale.size):
         raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have {w.scale.size} scales and "
@@ -775,15 +778,27 @@ def _int8_weights(g: _Graph, layer: _Layer, channels: int, qdim: int) -> Tuple[n
     if w.scale.size > 1 and w.qdim != qdim:
         raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} are quantised along dimension {w.qdim}, "
                       f"expected {qdim} (the output channels)")
-    if np.any(w.zero_point != 0):
-        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have a zero point other than 0 (asymmetric "
-                      "weights, as legacy uint8 files have); only symmetric int8 weights are supported")
     scale = np.broadcast_to(w.scale.astype(np.float32), (channels,)).copy()
     if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
         raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have a scale that is not finite and > 0")
-    if np.any(w.data == -128):
-        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} hold -128; symmetric int8 weights are -127..127")
-    return w.data, scale
+    lo, hi = (0, 255) if w.type == _UINT8 else (-128, 127)
+    zp = w.zero_point.astype(np.int64)
+    if np.any((zp < lo) | (zp > hi)):
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} have a zero point outside {lo}..{hi}")
+    if w.type == _INT8 and not np.any(zp):
+        if np.any(w.data == -128):
+            raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} hold -128; symmetric int8 weights are -127..127")
+        return w.data, scale
+    # Zero points along the output channels (qdim), or one for the tensor.
+    shape = [1] * w.data.ndim
+    if zp.size > 1:
+        shape[qdim] = zp.size
+    wide = w.data.astype(np.int16) - zp.reshape(shape).astype(np.int16)
+    if wide.size and int(wide.max()) - int(wide.min()) > 255:
+        raise g.error(f"{g.desc(layer.op)}: weights {w.name!r} minus their per-channel zero points span "
+                      f"{int(wide.min())}..{int(wide.max())}, more than 255 steps; the int8 engine runs weights with "
+                      "a zero point as int8 plus one offset per layer")
+    return wide, scale
 
 
 def _int32_bias(g: _Graph, layer: _Layer, channels: int, in_scale: float, w_scale: np.ndarray,
@@ -844,7 +859,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         raise ImportFormatError(f"{where}: a float TFLite model; read it with import_tflite (mobilenet_fast.load "
                                 "does this by itself)")
     config = _config(g, found, p, where, labels, input_mean, input_std, source,
-                     "int8 (full-integer quantised: int8 weights, integer activations)")
+                     "int8 (full-integer quantised: 8-bit weights, integer activations)")
     specs = [s for s in config.architecture() if s.kind in ("conv3x3", "dwconv3x3", "pwconv")]
     x_t = g.tensors[found.quantize.outputs[0]] if found.quantize is not None else found.input
     qin = QParams(*_act_params(g, x_t, "the input"))
@@ -865,7 +880,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         bias = _int32_bias(g, layer, spec.out_channels, qx.scale, ws, weight)
         lo = qy.zero_point
         hi = 255 if layer.act == "relu" else min(255, qy.zero_point + int(np.rint(np.float32(6.0) / np.float32(qy.scale))))
-        layers.append(QLayer(spec, np.ascontiguousarray(weight, np.int8), ws, bias, qx, qy, (lo, hi)))
+        layers.append(QLayer(spec, np.ascontiguousarray(weight), ws, bias, qx, qy, (lo, hi)))
         m = layers[-1].multiplier
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
             raise g.error(f"{g.desc(layer.op)}: its scales give a requantisation multiplier that is 0 or not "
@@ -884,7 +899,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         weight = (w8 if w8.ndim == 2 else w8[:, 0, 0, :]).T
         bias = _int32_bias(g, cl, n, qx.scale, ws, weight)
         dense = next(s for s in config.architecture() if s.kind == "dense")
-        classifier = QLayer(dense, np.ascontiguousarray(weight, np.int8), ws, bias, qx, None)
+        classifier = QLayer(dense, np.ascontiguousarray(weight), ws, bias, qx, None)
         m = logit_scale(qx.scale, ws)
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
             raise g.error(f"{g.desc(cl.op)}: its scales give a logit scale that is 0 or not finite in float32")
@@ -895,6 +910,13 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
         if not (np.all(np.isfinite(m)) and np.all(m > 0)):
             raise g.error(f"{g.desc(found.classifier.op)}: its scales give a requantisation multiplier that is 0 "
                           "or not finite in float32")
+    # A quantised AVERAGE_POOL_2D (TFLite requires the same quantisation on both sides) rounds the
+    # average half up in integers, in LiteRT's XNNPACK and builtin kernels alike; MEAN requantises.
+    half_up = found.pool_op is not None and found.pool_op.name == "AVERAGE_POOL_2D"
+    if half_up and pool_out != prev:
+        raise g.error(f"{g.desc(found.pool_op)}: a quantised AVERAGE_POOL_2D keeps its input's scale and zero point; "
+                      f"this one has {pool_out.scale:g}, {pool_out.zero_point} for an input with {prev.scale:g}, "
+                      f"{prev.zero_point}")
     qnet = QuantizedNet(config.alpha, qin, layers, pool_out, classifier, method="tflite", bias_correction=False,
-                        pair_limit=False, rounding="file", logits_output=logits_output)
+                        pair_limit=False, rounding="file", logits_output=logits_output, pool_half_up=half_up)
     return config, qnet

@@ -31,11 +31,11 @@ struct QgemmToF32 {
 
 template <class QV, class Out>
 using QgemmTileFn = void (*)(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, typename Out::T* c,
-                             Index ldc, const typename QV::Params& q, int cols);
+                             Index ldc, const typename QV::Params& q, int cols, const std::int32_t* row_add);
 
 template <class QV, int MR, class Out>
 void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* panel, typename Out::T* c, Index ldc,
-                const typename QV::Params& q, int cols) {
+                const typename QV::Params& q, int cols, const std::int32_t* row_add) {
   constexpr int NC = QV::kChunks, L = QV::kCols, NR = NC * L;
   const auto* bias = reinterpret_cast<const std::int32_t*>(panel);
   const auto* scale = reinterpret_cast<const float*>(panel + sizeof(std::int32_t) * NR);
@@ -74,15 +74,17 @@ void qgemm_tile(int k, const std::uint8_t* a, Index lda, const unsigned char* pa
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MR; ++i) {
+    const std::int32_t r = row_add ? row_add[i] : 0;
 #pragma GCC unroll 4
     for (int v = 0; v < NC; ++v) {
       if (v * L >= cols) continue;
       if constexpr (std::is_same_v<Out, QgemmToF32>)
-        QV::store_f32(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, cols - v * L);
+        QV::store_f32(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, cols - v * L, r);
       else
-        QV::store(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, q, cols - v * L);
+        QV::store(c + i * ldc + v * L, acc[i][v], bias + v * L, scale + v * L, q, cols - v * L, r);
     }
+  }
 }
 
 template <class QV, class Out, std::size_t... R>
@@ -95,7 +97,7 @@ constexpr auto make_qgemm_tiles(std::index_sequence<R...>) {
 
 template <class QV, class Out, class Tiles>
 void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* packed, typename Out::T* c, Index ldc,
-           QuantOut out, const Tiles& tiles) {
+           QuantOut out, const std::int32_t* row_add, const Tiles& tiles) {
   constexpr int NR = QV::kCols * QV::kChunks, kMr = QV::kMr;
   if (m <= 0 || n <= 0) return;
   const typename QV::Params q = QV::params(out);
@@ -108,7 +110,8 @@ void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* pa
     if (m - i0 > kMr && m - i0 < kMr + 4) rows = (m - i0 + 1) / 2;  // no tile of 1..3 rows at the end
     const QgemmTileFn<QV, Out> tile = tiles.fn[rows];
     for (int j = 0; j < panels; ++j)
-      tile(k, a + i0 * lda, lda, base + j * panel_bytes, c + i0 * ldc + j * NR, ldc, q, n - j * NR);
+      tile(k, a + i0 * lda, lda, base + j * panel_bytes, c + i0 * ldc + j * NR, ldc, q, n - j * NR,
+           row_add ? row_add + i0 : nullptr);
   }
 }
 
@@ -120,13 +123,13 @@ void qgemm(int m, int n, int k, const std::uint8_t* a, Index lda, const void* pa
 #define MBF_DEFINE_QGEMM(QVEC, NAME, NAME_F32)                                                           \
   namespace mbf {                                                                                       \
   void NAME(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed, std::uint8_t* c, \
-            std::ptrdiff_t ldc, QuantOut out) {                                                         \
+            std::ptrdiff_t ldc, QuantOut out, const std::int32_t* row_add) {                            \
     static constexpr auto kTiles = make_qgemm_tiles<QVEC, QgemmToU8>(std::make_index_sequence<QVEC::kMr + 1>{}); \
-    qgemm<QVEC, QgemmToU8>(m, n, k, a, lda, packed, c, ldc, out, kTiles);                               \
+    qgemm<QVEC, QgemmToU8>(m, n, k, a, lda, packed, c, ldc, out, row_add, kTiles);                      \
   }                                                                                                     \
   void NAME_F32(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed, float* c, \
-                std::ptrdiff_t ldc) {                                                                   \
+                std::ptrdiff_t ldc, const std::int32_t* row_add) {                                      \
     static constexpr auto kTiles = make_qgemm_tiles<QVEC, QgemmToF32>(std::make_index_sequence<QVEC::kMr + 1>{}); \
-    qgemm<QVEC, QgemmToF32>(m, n, k, a, lda, packed, c, ldc, QuantOut{0, 0, 255}, kTiles);              \
+    qgemm<QVEC, QgemmToF32>(m, n, k, a, lda, packed, c, ldc, QuantOut{0, 0, 255}, row_add, kTiles);     \
   }                                                                                                     \
   }

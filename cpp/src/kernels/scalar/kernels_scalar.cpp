@@ -107,7 +107,8 @@ std::uint8_t requantize(std::int32_t acc, float scale, QuantOut q) {
 }
 
 void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                     std::uint8_t* c, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width) {
+                     std::uint8_t* c, float* c_f32, std::ptrdiff_t ldc, QuantOut out, int panel_width,
+                     const std::int32_t* row_add) {
   const std::ptrdiff_t groups = (k + kQgemmKr - 1) / kQgemmKr;
   const std::ptrdiff_t panel_bytes = panel_width * (2 * static_cast<std::ptrdiff_t>(sizeof(std::int32_t)) + groups * kQgemmKr);
   const auto* base = static_cast<const unsigned char*>(packed);
@@ -121,7 +122,7 @@ void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t 
       std::memcpy(&scale, panel + sizeof(std::int32_t) * (panel_width + j), sizeof scale);
       const auto* w = reinterpret_cast<const std::int8_t*>(panel + 2 * sizeof(std::int32_t) * panel_width) + j * kQgemmKr;
       for (int i = 0; i < m; ++i) {
-        std::int32_t acc = bias;
+        std::int32_t acc = bias + (row_add ? row_add[i] : 0);
         const std::uint8_t* ar = a + i * lda;
         for (int p = 0; p < k; ++p)
           acc += static_cast<std::int32_t>(ar[p]) * w[(p / kQgemmKr) * panel_width * kQgemmKr + p % kQgemmKr];
@@ -133,13 +134,13 @@ void qgemm_scalar_nr(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t 
 }
 
 void qgemm_1x8c4_scalar(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                        std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out) {
-  qgemm_scalar_nr(m, n, k, a, lda, packed, c, nullptr, ldc, out, kQgemmNrScalar);
+                        std::uint8_t* c, std::ptrdiff_t ldc, QuantOut out, const std::int32_t* row_add) {
+  qgemm_scalar_nr(m, n, k, a, lda, packed, c, nullptr, ldc, out, kQgemmNrScalar, row_add);
 }
 
 void qgemm_1x8c4_scalar_f32(int m, int n, int k, const std::uint8_t* a, std::ptrdiff_t lda, const void* packed,
-                            float* c, std::ptrdiff_t ldc) {
-  qgemm_scalar_nr(m, n, k, a, lda, packed, nullptr, c, ldc, QuantOut{0, 0, 255}, kQgemmNrScalar);
+                            float* c, std::ptrdiff_t ldc, const std::int32_t* row_add) {
+  qgemm_scalar_nr(m, n, k, a, lda, packed, nullptr, c, ldc, QuantOut{0, 0, 255}, kQgemmNrScalar, row_add);
 }
 
 void qdwconv3x3_scalar(const Conv2dGeom& g, const std::uint8_t* in, std::int32_t zx, const void* packed,

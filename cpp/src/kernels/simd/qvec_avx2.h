@@ -50,12 +50,16 @@ struct QVecAvx2 {
   static MBF_INLINE Acc dot(Acc acc, A a, W w) {
     return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(a, w.lo)), _mm256_add_epi32(acc.hi, _mm256_madd_epi16(a, w.hi))};
   }
+  // The row's add (QgemmTileFn's row_add) goes in with the bias.
   static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t* bias, const float* scale,
-                               const Params& q, int cols) {
-    store_bytes(c, requant(reduce(acc, bias), _mm256_loadu_ps(scale), q), cols);
+                               const Params& q, int cols, std::int32_t add) {
+    store_bytes(c, requant(_mm256_add_epi32(reduce(acc, bias), _mm256_set1_epi32(add)), _mm256_loadu_ps(scale), q),
+                cols);
   }
-  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t* bias, const float* scale, int cols) {
-    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(reduce(acc, bias)), _mm256_loadu_ps(scale));
+  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t* bias, const float* scale, int cols,
+                                   std::int32_t add) {
+    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(reduce(acc, bias), _mm256_set1_epi32(add))),
+                                   _mm256_loadu_ps(scale));
     if (cols >= kCols) _mm256_storeu_ps(c, y);
     else _mm256_maskstore_ps(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - cols)), y);
   }

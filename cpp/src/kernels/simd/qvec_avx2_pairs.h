@@ -35,11 +35,13 @@ struct QVecAvx2Pairs : QVecAvx2 {
   }
   // The bias is in the accumulator already.
   static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t*, const float* scale, const Params& q,
-                               int cols) {
-    store_bytes(c, requant(acc, _mm256_loadu_ps(scale), q), cols);
+                               int cols, std::int32_t add) {
+    store_bytes(c, requant(_mm256_add_epi32(acc, _mm256_set1_epi32(add)), _mm256_loadu_ps(scale), q), cols);
   }
-  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t*, const float* scale, int cols) {
-    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(scale));
+  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t*, const float* scale, int cols,
+                                   std::int32_t add) {
+    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, _mm256_set1_epi32(add))),
+                                   _mm256_loadu_ps(scale));
     if (cols >= kCols) _mm256_storeu_ps(c, y);
     else _mm256_maskstore_ps(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kAvx2MaskTable + 8 - cols)), y);
   }

@@ -26,16 +26,18 @@ struct QVecAvx512Vnni : QVecAvx512 {
     return _mm512_set1_epi32(v);
   }
   static MBF_INLINE Acc dot(Acc acc, A a, W w) { return _mm512_dpbusd_epi32(acc, a, w); }
-  // c[0..cols) = clamp(zp + rne(acc * scale)); the bias is in the accumulator already.
+  // c[0..cols) = clamp(zp + rne((acc + add) * scale)); the bias is in the accumulator already.
   static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t*, const float* scale, const Params& q,
-                               int cols) {
-    const __m128i b = requant(acc, _mm512_loadu_ps(scale), q);
+                               int cols, std::int32_t add) {
+    const __m128i b = requant(_mm512_add_epi32(acc, _mm512_set1_epi32(add)), _mm512_loadu_ps(scale), q);
     if (cols >= kCols) _mm_storeu_si128(reinterpret_cast<__m128i*>(c), b);
     else _mm_mask_storeu_epi8(c, static_cast<__mmask16>((1u << cols) - 1u), b);
   }
-  // c[0..cols) = float32(acc) * scale.
-  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t*, const float* scale, int cols) {
-    const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
+  // c[0..cols) = float32(acc + add) * scale.
+  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t*, const float* scale, int cols,
+                                   std::int32_t add) {
+    const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_set1_epi32(add))),
+                                   _mm512_loadu_ps(scale));
     if (cols >= kCols) _mm512_storeu_ps(c, y);
     else _mm512_mask_storeu_ps(c, static_cast<__mmask16>((1u << cols) - 1u), y);
   }
