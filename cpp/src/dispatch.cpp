@@ -205,6 +205,13 @@ KernelTable build_table(const IsaLevel& level) {
                 pairs.tile_m,
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
+  t.qdwconv3x3_wide_s1 = t.qdwconv3x3_wide_s2 = qdwconv3x3_scalar;
+#if defined(MBF_HAVE_X86_KERNELS)
+  if (allows(level.features, kAvx512F | kAvx512BW | kAvx512VL)) {
+    t.qdwconv3x3_wide_s1 = qdwconv3x3_wide_s1_avx512_16c;
+    t.qdwconv3x3_wide_s2 = qdwconv3x3_wide_s2_avx512_16c;
+  }
+#endif
   return t;
 }
 

@@ -318,7 +318,8 @@ bool QPlan::run_image(const float* input, float* output, bool features, Buffers&
   // Blocks: depthwise (a -> b) by rows, pointwise (b -> a).
   for (const Block& L : blocks_) {
     const qdwconv3x3_fn dw =
-        L.dw_wide ? qdwconv3x3_scalar : L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
+        L.dw_wide ? (L.dw.stride == 2 ? kernels_.qdwconv3x3_wide_s2 : kernels_.qdwconv3x3_wide_s1)
+                  : L.dw.stride == 2 ? kernels_.qdwconv3x3_s2 : kernels_.qdwconv3x3_s1;
     const int tasks = threads > 1 ? std::min(L.dw.out_h, 2 * threads) : 1;
     for_tasks(pool, tasks, [&](int t, int) {
       const auto r = tasks > 1 ? chunk(L.dw.out_h, tasks, t, 1) : std::make_pair(0, L.dw.out_h);

@@ -26,28 +26,36 @@ struct QdwCase {
   mbf_support::Pads4 pads;
   std::int32_t zx;
   mbf::QuantOut out;
+  bool wide = false;  // int16 weights in -255..255 on the table's qdwconv3x3_wide_s1/_s2
 };
 
 void check_qdw(const std::string& isa, const QdwCase& k, std::uint32_t seed) {
   mbf::Conv2dGeom g = mbf::conv_geometry(k.h, k.w, k.c, k.c, k.stride, k.pads);
   SCOPED_TRACE("qdwconv3x3 s" + std::to_string(k.stride) + " " + std::to_string(k.h) + "x" + std::to_string(k.w) +
                "x" + std::to_string(k.c) + " pads " + std::to_string(k.pads[0]) + std::to_string(k.pads[1]) +
-               std::to_string(k.pads[2]) + std::to_string(k.pads[3]) + " zx " + std::to_string(k.zx));
+               std::to_string(k.pads[2]) + std::to_string(k.pads[3]) + " zx " + std::to_string(k.zx) +
+               (k.wide ? " wide" : ""));
   const mbf::KernelTable& t = table(isa);
-  const mbf::qdwconv3x3_fn fn = k.stride == 2 ? t.qdwconv3x3_s2 : t.qdwconv3x3_s1;
+  const mbf::qdwconv3x3_fn fn = k.wide ? (k.stride == 2 ? t.qdwconv3x3_wide_s2 : t.qdwconv3x3_wide_s1)
+                                       : (k.stride == 2 ? t.qdwconv3x3_s2 : t.qdwconv3x3_s1);
   ASSERT_NE(fn, nullptr);
   Rng rng(seed);
   const int C = k.c;
   std::vector<std::uint8_t> in(static_cast<std::size_t>(k.h) * k.w * C);
   for (auto& x : in) x = static_cast<std::uint8_t>(rng.next() & 0xFF);
-  std::vector<std::int8_t> w(9 * static_cast<std::size_t>(C));
-  for (auto& x : w) x = static_cast<std::int8_t>(static_cast<int>(rng.next() & 0xFF) - 128);  // -128..127
+  std::vector<std::int16_t> w(9 * static_cast<std::size_t>(C));  // -128..127, or -255..255 when wide
+  for (auto& x : w)
+    x = static_cast<std::int16_t>(k.wide ? static_cast<int>(rng.next() % 511) - 255 : static_cast<int>(rng.next() & 0xFF) - 128);
+  std::vector<std::int8_t> w8(w.begin(), w.end());
   std::vector<std::int32_t> bias(C);
   for (auto& x : bias) x = static_cast<std::int32_t>(rng.next() % 40001) - 20000;
   std::vector<float> scale(C);
   for (auto& s : scale) s = rng.uniform(0.5f, 2.0f) / 2000.0f;
   std::vector<unsigned char> packed(mbf::packed_qdwconv3x3_bytes(C));
-  mbf::pack_qdwconv3x3_weights(C, w.data(), bias.data(), scale.data(), packed.data());
+  if (k.wide)
+    mbf::pack_qdwconv3x3_weights(C, w.data(), bias.data(), scale.data(), packed.data());
+  else
+    mbf::pack_qdwconv3x3_weights(C, w8.data(), bias.data(), scale.data(), packed.data());
 
   const std::size_t out_size = static_cast<std::size_t>(g.out_h) * g.out_w * C;
   std::vector<std::uint8_t> want(out_size);
@@ -92,7 +100,8 @@ TEST_P(Qdwconv, MobileNetLayers) {
     for (bool tf_same : {true, false})
       for (const auto& L : mbf_support::mobilenet_v1_layers(alpha, r, r, tf_same))
         if (L.kind == "dwconv3x3")
-          check_qdw(GetParam(), {L.in_h, L.in_w, L.in_channels, L.stride, L.pads, 0, {0, 0, 255}}, seed++);
+          for (bool wide : {false, true})
+            check_qdw(GetParam(), {L.in_h, L.in_w, L.in_channels, L.stride, L.pads, 0, {0, 0, 255}, wide}, seed++);
   }
 }
 
@@ -109,7 +118,7 @@ TEST_P(Qdwconv, OddShapesEveryPadAndZeroPoint) {
             const mbf_support::Pads4 p{bits & 1, (bits >> 1) & 1, (bits >> 2) & 1, (bits >> 3) & 1};
             if (h + p[0] + p[2] < 3 || w + p[1] + p[3] < 3) continue;
             if (quick_mode() && (i % 5)) { ++i; continue; }
-            check_qdw(GetParam(), {h, w, c, stride, p, zxs[i % 4], outs[i % 3]}, seed++);
+            check_qdw(GetParam(), {h, w, c, stride, p, zxs[i % 4], outs[i % 3], (i % 2) == 1}, seed++);
             ++i;
           }
 }

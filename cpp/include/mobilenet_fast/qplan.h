@@ -28,8 +28,8 @@ namespace mbf {
 // weight_offset d: the layer's weights are weights + d (int8 + d, so in -255..255 for |d| <= 128):
 // weights with a zero point, as legacy uint8 .tflite files have, shifted into int8. A GEMM layer
 // then adds d x (the sum of each input row's uint8 codes) to the row's accumulators (the
-// kernels' row_add; the bias absorbs -zero point x K x d), a depthwise layer runs the scalar
-// kernel on int16 weights (the SIMD ones multiply in int16, exact only for |w| <= 128).
+// kernels' row_add; the bias absorbs -zero point x K x d), a depthwise layer runs int16 weights
+// on the table's qdwconv3x3_wide_s1/_s2 (AVX-512's int32-lane kernel, else the scalar one).
 struct QLayerParams {
   std::vector<std::int8_t> weights;
   std::vector<std::int32_t> bias;
@@ -102,7 +102,7 @@ class QPlan {
     std::int32_t dw_in_zp = 0, pw_in_zp = 0;
     int pw_channels = 0;
     bool pw_pairs = false;
-    bool dw_wide = false;        // int16 weights beyond the SIMD kernels' range: the scalar kernel
+    bool dw_wide = false;        // int16 weights (a weight offset): the table's qdwconv3x3_wide_s1/_s2
     std::int32_t pw_offset = 0;  // QLayerParams::weight_offset of the pointwise layer
   };
   struct Buffers {

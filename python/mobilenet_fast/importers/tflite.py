@@ -913,7 +913,7 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
     # A quantised AVERAGE_POOL_2D (TFLite requires the same quantisation on both sides) rounds the
     # average half up in integers, in LiteRT's XNNPACK and builtin kernels alike; MEAN requantises.
     half_up = found.pool_op is not None and found.pool_op.name == "AVERAGE_POOL_2D"
-    if half_up and pool_out != prev:
+    if found.pool_op is not None and half_up and pool_out != prev:
         raise g.error(f"{g.desc(found.pool_op)}: a quantised AVERAGE_POOL_2D keeps its input's scale and zero point; "
                       f"this one has {pool_out.scale:g}, {pool_out.zero_point} for an input with {prev.scale:g}, "
                       f"{prev.zero_point}")

@@ -50,5 +50,22 @@ struct QVecAvx512 {
   }
 };
 
+// The depthwise operations for int16 weights in -255..255 (weights that had a zero point: a legacy
+// uint8 .tflite), whose products with |x - zp| <= 255 overflow int16: each input and weight in its
+// own int32 lane, the input sign-extended, the weight zero-extended (its bits in the low half, 0 in
+// the high half), so vpmaddwd's lo x lo + hi x hi is exactly x * w. Same register budget.
+struct QVecAvx512Wide : QVecAvx512 {
+  using DwX = __m512i;  // 16 int32 lanes
+  static MBF_INLINE DwX dw_zero_x() { return _mm512_setzero_si512(); }
+  static MBF_INLINE DwX dw_set_zx(std::int32_t zx) { return _mm512_set1_epi32(zx); }
+  static MBF_INLINE DwX dw_load_x(const std::uint8_t* p, DwMask m, DwX zx) {
+    return _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)), zx);
+  }
+  static MBF_INLINE DwX dw_load_w(const std::int16_t* p, DwMask m) {
+    return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+  }
+  static MBF_INLINE DwAcc dw_madd(DwAcc acc, DwX x, DwX w) { return _mm512_add_epi32(acc, _mm512_madd_epi16(x, w)); }
+};
+
 }  // namespace
 }  // namespace mbf
