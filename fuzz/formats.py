@@ -62,6 +62,7 @@ FORMATS: Dict[str, Format] = {f.name: f for f in [
     Format("tflite_int8", "mobilenet_fast.importers.tflite", ("tflite",), (
         Variant("int8", "model-int8.tflite", s.build_tflite, ()),
         Variant("int8_floatio", "model-int8-floatio.tflite", s.build_tflite, ()),
+        Variant("uint8", "model-uint8.tflite", s.build_tflite, ()),  # legacy layout: weight zero points
     )),
     # QDQ-quantised ONNX: loaded with mobilenet_fast.load as an int8 model, then run once.
     Format("onnx_int8", "mobilenet_fast.importers.onnx_qdq", ("onnx",), (

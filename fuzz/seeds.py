@@ -147,7 +147,8 @@ _TFLITE_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 def build_tflite(path: str, variant: str) -> List[Span]:
     """A copy of one of the committed .tflite fixtures (``float32``, ``float16``, ``int8``,
-    ``int8_floatio``: MobileNetV1 0.25/128, 100 classes); the data spans are its weight buffers,
+    ``int8_floatio``, ``uint8`` (the legacy layout, scripts/make_uint8_tflite.py): MobileNetV1
+    0.25/128, 100 classes); the data spans are its weight buffers,
     so that byte mutations mostly hit the flatbuffer's tables, offsets and quantisation vectors."""
     tfl = _require("tflite", "the 'tflite' extra")
     with open(_TFLITE_FIXTURES.format(variant), "rb") as f:

@@ -47,9 +47,9 @@ metadata does (a zip archive appended to the flatbuffer holding a text file with
 class).
 
 Quantised files (int8 or uint8 activations): :func:`import_tflite` refuses them, saying so;
-:func:`import_tflite_int8` maps full-integer files with symmetric int8 weights onto our int8
-engine (the arithmetic is described there). Files with asymmetric weights (a weight zero point,
-as the legacy uint8 ``*_quant.tflite`` files have) are refused by name.
+:func:`import_tflite_int8` maps full-integer files onto our int8 engine (the arithmetic is
+described there): symmetric int8 weights as they are, and weights with a zero point (the legacy
+uint8 ``*_quant.tflite`` files' per-tensor asymmetric uint8) as ``code - zero point``.
 """
 
 from __future__ import annotations
@@ -831,8 +831,8 @@ def _int32_bias(g: _Graph, layer: _Layer, channels: int, in_scale: float, w_scal
 def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None,
                        input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
                        source: Optional[str] = None) -> Tuple[ModelConfig, Any]:
-    """Read a full-integer MobileNetV1 ``.tflite`` (int8 or uint8 activations, symmetric int8
-    weights per channel or per tensor, int32 biases) as our int8 network: returns
+    """Read a full-integer MobileNetV1 ``.tflite`` (int8 or uint8 activations, symmetric int8 or
+    zero-pointed 8-bit weights per channel or per tensor, int32 biases) as our int8 network: returns
     ``(config, qnet)`` (a :class:`~mobilenet_fast.quantization.QuantizedNet`), what
     :func:`mobilenet_fast.load` turns into a :class:`~mobilenet_fast.quantization.QuantizedModel`.
 
@@ -847,8 +847,13 @@ def import_tflite_int8(path: PathLike, *, labels: Optional[Sequence[str]] = None
     takes normalised float images (``input_mean``/``input_std``, default 127.5) and quantises them
     with the scale and zero point of the file's (quantised) input.
 
-    Raises :class:`ImportFormatError` for a float file (use :func:`import_tflite`), asymmetric
-    weights (a weight zero point; legacy uint8 files), per-channel activations, scales that are
+    Weights with a zero point (legacy uint8 files: per-tensor asymmetric uint8) are kept as int16
+    ``code - zero point`` (at most 255 steps apart; the engine runs them as int8 plus one offset per
+    layer, exactly). A quantised ``AVERAGE_POOL_2D`` rounds half up in integers as TFLite's does
+    (``QuantizedNet.pool_half_up``; it must keep its input's quantisation), MEAN requantises.
+
+    Raises :class:`ImportFormatError` for a float file (use :func:`import_tflite`), weights whose
+    zero-point-corrected codes span more than 255 steps, per-channel activations, scales that are
     not finite and positive, zero points outside their type, a bias at another scale, and
     everything :func:`import_tflite` refuses.
     """
