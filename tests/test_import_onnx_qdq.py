@@ -132,3 +132,37 @@ def test_float_onnx_is_not_read_as_int8(tmp_path):
     with pytest.raises(ImportFormatError, match="not a quantised"):
         import_onnx_int8(path)
     assert type(mf.load(path)) is mf.Model
+
+
+@pytest.mark.slow
+def test_qdq_and_qoperator_at_alpha_1_match_onnxruntime(tmp_path):
+    """alpha 1.0 at 224: the shipped float32 weights exported with BatchNorm folded and quantised
+    by onnxruntime's quantize_static here (QDQ and QOperator, per-channel int8 weights, uint8
+    activations, MinMax on two images): our logits equal onnxruntime's on every value."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from mobilenet_fast.export_onnx import export_onnx
+
+    shipped = mf.load()  # the default float32 1.0/224 model
+    rng = np.random.default_rng(3)
+    cal = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.feeds = iter([{"input": cal[i:i + 1]} for i in range(len(cal))])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.feeds, None)
+
+    float_path = str(tmp_path / "float.onnx")
+    export_onnx(shipped.weights, float_path, fold_bn=True, batch=1)
+    x = rng.uniform(-1, 1, (3, 224, 224, 3)).astype(np.float32)
+    for form, fmt in (("qdq", QuantFormat.QDQ), ("qop", QuantFormat.QOperator)):
+        path = str(tmp_path / f"mnv1_1_0_{form}.onnx")
+        quantize_static(float_path, path, Reader(), quant_format=fmt, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        model = mf.load(path, threads=2)
+        assert isinstance(model, mf.QuantizedModel) and model.config.alpha == 1.0
+        ours, ref = model.logits(x), ort_logits(path, x)
+        assert ours.shape == ref.shape == (3, 1001)
+        assert np.array_equal(ours, ref), f"{form}: {int((ours != ref).sum())} of {ours.size} logits differ"

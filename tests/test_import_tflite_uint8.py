@@ -1,5 +1,6 @@
 """Legacy uint8 ``.tflite`` files (per-tensor asymmetric uint8 weights with zero points, uint8
-activations, AVERAGE_POOL_2D), and alpha 1.0 full-integer files, against LiteRT.
+activations, AVERAGE_POOL_2D), and alpha 1.0 files (float32, full-integer int8, legacy uint8),
+against LiteRT.
 
 TensorFlow 2.21 no longer writes the legacy layout, so the files are assembled with the flatbuffers
 builder (``tests/tflite_writer.py``): the committed ``mnv1_025_128_uint8.tflite``
@@ -20,8 +21,8 @@ from mobilenet_fast import quantization as Q
 from mobilenet_fast.errors import InputError
 from mobilenet_fast.importers.tflite import import_tflite_int8
 
-from test_import_tflite import DATA, INT8, int8_inputs, run_litert  # noqa: E402
-from tflite_writer import legacy_uint8, pool_keeps_quantisation, write_tflite
+from test_import_tflite import DATA, INT8, int8_inputs, run_litert, scaled_tol  # noqa: E402
+from tflite_writer import legacy_uint8, pool_keeps_quantisation, write_float_tflite, write_tflite
 
 UINT8 = os.path.join(DATA, "mnv1_025_128_uint8.tflite")
 SHIPPED_INT8 = os.path.join(os.path.dirname(mf.__file__), "models", "mobilenet_v1_1.0_224_int8.safetensors")
@@ -141,3 +142,22 @@ def test_zero_pointed_weights_need_room(tmp_path):
     stem.bias[0] = 2**31 - 2
     with pytest.raises(InputError, match="could overflow"):
         qn.plan(128, 128)
+
+
+@pytest.mark.slow
+def test_float_1_0_file_matches_litert(tmp_path):
+    """alpha 1.0 at 224, float32: the shipped weights written as a .tflite (BatchNorm folded, as
+    TensorFlow's converter writes them) and read back by import_tflite; logits against LiteRT's
+    to float32 rounding, same top-1."""
+    shipped = mf.load(threads=2)
+    path = str(tmp_path / "float_1_0.tflite")
+    write_float_tflite(shipped.weights, path)
+    model = mf.load(path, threads=2)
+    assert model.precision == "float32" and model.config.alpha == 1.0 and model.config.num_classes == 1001
+    x = _inputs(224, 3)
+    ours, ref = model.logits(x), run_litert(path, x)
+    assert ref.shape == ours.shape == (3, 1001)
+    assert np.abs(ours - ref).max() <= scaled_tol(ref)
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+    # and the imported weights are the shipped ones (BatchNorm folded): the same logits
+    assert np.abs(ours - shipped.logits(x)).max() <= scaled_tol(ref)
