@@ -108,6 +108,8 @@ def _set_initializer(m, name_part: str, fn) -> None:
     ("weight zero point", r"zero point other than 0"),
     ("activation scale", r"scale .*must be in 1e-12..1e12"),
     ("weight scale count", r"scales for 64 output channels"),
+    # NNCF's ONNX output quantises depthwise inputs per channel (onnxruntime runs it in float)
+    ("per-channel activation", r"quantises an activation per channel \(16 scales\)"),
 ])
 def test_qdq_bad_quantisation_refused(tmp_path, what, match):
     def edit(m):
@@ -115,6 +117,8 @@ def test_qdq_bad_quantisation_refused(tmp_path, what, match):
             _set_initializer(m, "blocks.3.pw.weight_zero_point", lambda a: a + np.int8(3))
         elif what == "activation scale":
             _set_initializer(m, "blocks.2.pw.relu6.out_scale", lambda a: np.float32(0.0) * a)
+        elif what == "per-channel activation":
+            _set_initializer(m, "blocks.2.pw.relu6.out_scale", lambda a: np.full(16, a, np.float32))
         else:
             _set_initializer(m, "blocks.3.pw.weight_scale", lambda a: a[:5])
     path = _edited(tmp_path, edit)

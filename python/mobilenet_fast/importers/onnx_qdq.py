@@ -311,6 +311,16 @@ def _import(model: Any, p: str, where: str, labels: Optional[Sequence[str]], inp
     if any(n.op_type in ("ConvInteger", "MatMulInteger", "QLinearMatMul") for n in g.g.node):
         raise g.error("a ConvInteger / MatMulInteger / QLinearMatMul graph; the QDQ form and QLinearConv / QGemm are "
                       "supported")
+    # Per-channel activation scales (NNCF quantises the inputs of depthwise convs so, with float
+    # biases): onnxruntime runs such graphs as float operators on dequantised values, so there is no
+    # integer arithmetic to reproduce, and ours has one scale per activation tensor.
+    for n in g.g.node:
+        if n.op_type == "QuantizeLinear" and len(n.input) > 1 and n.input[1] in g.init \
+                and np.asarray(g.init[n.input[1]]).size > 1:
+            raise g.error(f"{g.desc(n)} quantises an activation per channel ({np.asarray(g.init[n.input[1]]).size} "
+                          "scales), as NNCF does for depthwise inputs; onnxruntime runs such a graph in float, and "
+                          "the int8 engine takes one scale per activation tensor (quantise with onnxruntime's "
+                          "quantize_static)")
     f: Union[_QDQ, _QOp] = _QOp(g) if qop else _QDQ(g)
     convs = [n for n in g.g.node if n.op_type == f.conv]
     if len(convs) not in (27, 28):
