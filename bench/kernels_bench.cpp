@@ -213,7 +213,7 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
                                  (pairs ? 64 : 128));
   const std::vector<float> scale(n, 1.0f / 65536.0f);
   std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, nr));
-  mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), 0, packed.data());
+  mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), -kv.v->qgemm_input_offset, packed.data());
   std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
   timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
     kv.v->qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, mbf::QuantOut{0, 0, 255}, nullptr);

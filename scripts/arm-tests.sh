@@ -3,10 +3,14 @@
 #  1. installs what is missing: Debian's cross compilers, qemu-user and the googletest sources;
 #  2. cross-builds the C++ tests (cpp/tests) for aarch64 and armv7 with cmake/toolchains/*.cmake
 #     and runs them through ctest, which starts each test under qemu (CMAKE_CROSSCOMPILING_EMULATOR)
-#     with MBF_TEST_QUICK=1: aarch64 (qemu's "max" CPU), aarch64 as a Cortex-A53, armv7;
+#     with MBF_TEST_QUICK=1: aarch64 (qemu's "max" CPU: dot product and i8mm), aarch64 as a
+#     Cortex-A76 (dot product, no i8mm), as a Cortex-A53 (neither), armv7;
 #  3. whole network on the shipped weights: scripts/export_net_check.py writes the folded weights,
 #     examples/coffee.png preprocessed and this machine's logits to build/arm/net_check.bin, and
-#     mbf_net_check reruns it on each emulated CPU (max |logit diff| <= 1e-3, same top-1);
+#     mbf_net_check reruns it on each emulated CPU (max |logit diff| <= 1e-3, same top-1); the
+#     int8 network likewise, bit for bit (scripts/export_qnet_check.py -> mbf_qnet_check), on the
+#     shipped int8 model and on the legacy uint8 test file (weight offsets), every ISA level the
+#     emulated CPU has, 1 and 2 threads;
 #  4. if Google Benchmark exists for arm64 (Debian multiarch libbenchmark-dev:arm64; installed with
 #     MBF_ARM_BENCH=1), a smoke run of the aarch64 microbenchmarks.
 # Needs `python` with mobilenet_fast importable for step 3 (installs the package with pip if not).
@@ -44,6 +48,9 @@ fi
 mkdir -p "$BUILD"
 NET_BIN="$BUILD/net_check.bin"
 "$PY" scripts/export_net_check.py "$NET_BIN"
+QNET_BINS=("$BUILD/qnet_check_int8.bin" "$BUILD/qnet_check_uint8.bin")
+"$PY" scripts/export_qnet_check.py "${QNET_BINS[0]}"
+"$PY" scripts/export_qnet_check.py "${QNET_BINS[1]}" --weights tests/data/tflite/mnv1_025_128_uint8.tflite --images 4
 
 FAILED=""
 configure_build() {  # name toolchain [extra cmake args]
@@ -63,11 +70,17 @@ run_ctest() {  # label build-name [ctest args]
     FAILED="$FAILED ctest:$label"
   fi
 }
-net_check() {  # label emulator...
+net_check() {  # label emulator... (the program: mbf_net_check; its directory has mbf_qnet_check)
   local label=$1
   shift
   echo "=== whole network under qemu: $label"
   "$@" "$NET_BIN" 1e-3 || FAILED="$FAILED net:$label"
+  local prog=${*: -1} f
+  local args=("${@:1:$#-1}")
+  for f in "${QNET_BINS[@]}"; do
+    echo "=== whole int8 network under qemu, bit for bit: $label, $(basename "$f")"
+    "${args[@]}" "$(dirname "$prog")/mbf_qnet_check" "$f" || FAILED="$FAILED qnet:$label:$(basename "$f")"
+  done
 }
 
 A64_ROOT=/usr/aarch64-linux-gnu
@@ -77,8 +90,10 @@ export QEMU_SET_ENV="LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu"
 
 configure_build aarch64 aarch64-linux-gnu -DMBF_BUILD_BENCHMARKS="$BENCH"
 run_ctest aarch64 aarch64
+QEMU_CPU=cortex-a76 run_ctest "aarch64 cortex-a76" aarch64
 QEMU_CPU=cortex-a53 run_ctest "aarch64 cortex-a53" aarch64
 net_check aarch64 qemu-aarch64 -L "$A64_ROOT" "$BUILD/aarch64/cpp/tests/mbf_net_check"
+net_check "aarch64 cortex-a76" qemu-aarch64 -cpu cortex-a76 -L "$A64_ROOT" "$BUILD/aarch64/cpp/tests/mbf_net_check"
 net_check "aarch64 cortex-a53" qemu-aarch64 -cpu cortex-a53 -L "$A64_ROOT" "$BUILD/aarch64/cpp/tests/mbf_net_check"
 if [ "$BENCH" = ON ] && [ -x "$BUILD/aarch64/bench/mbf_kernels_bench" ]; then
   echo "=== aarch64 microbenchmarks, smoke run under qemu (emulated times mean nothing)"

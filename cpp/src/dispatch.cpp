@@ -182,9 +182,9 @@ KernelTable build_table(const IsaLevel& level) {
   const KernelVariant& pairs = pick(KernelFamily::qgemm_u8s8_pairs);
   // The two GEMMs read the same packed panels: a level whose pair kernel had another panel width
   // would be a mistake in the variant table, caught here on first use (and by the tests).
-  if (pairs.tile_n != qgemm.tile_n)
+  if (pairs.tile_n != qgemm.tile_n || pairs.qgemm_input_offset != qgemm.qgemm_input_offset)
     throw std::logic_error(std::string("ISA '") + level.name + "': " + pairs.name + " and " + qgemm.name +
-                           " pack different panel widths");
+                           " pack different panels");
   KernelTable t{level.name,
                 pick(KernelFamily::dwconv3x3_s1).conv,
                 pick(KernelFamily::dwconv3x3_s2).conv,
@@ -205,7 +205,14 @@ KernelTable build_table(const IsaLevel& level) {
                 pairs.tile_m,
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
+  t.qgemm_input_offset = qgemm.qgemm_input_offset;
   t.qdwconv3x3_wide_s1 = t.qdwconv3x3_wide_s2 = qdwconv3x3_scalar;
+#if defined(MBF_HAVE_NEON_KERNELS)
+  if (allows(level.features, kNeon)) {  // vmlal_s16: exact for any int16 weights
+    t.qdwconv3x3_wide_s1 = qdwconv3x3_s1_neon_8c;
+    t.qdwconv3x3_wide_s2 = qdwconv3x3_s2_neon_8c;
+  }
+#endif
 #if defined(MBF_HAVE_X86_KERNELS)
   if (allows(level.features, kAvx512F | kAvx512BW | kAvx512VL)) {
     t.qdwconv3x3_wide_s1 = qdwconv3x3_wide_s1_avx512_16c;
@@ -247,12 +254,12 @@ const KernelTable& select_kernels(const std::string& requested) {
       if (allows(have, levels[i].features)) return tables[i];
     return tables.front();
   }
-  static const char* known[] = {"scalar", "avx2", "avx512", "avx512_vnni", "neon"};
+  static const char* known[] = {"scalar", "avx2", "avx512", "avx512_vnni", "neon", "neon_dotprod", "neon_i8mm"};
   bool is_known = false;
   for (const char* k : known) is_known |= (want == k);
   if (!is_known)
     throw InputError(origin + " '" + want +
-                     "' is unknown; expected one of: auto, scalar, avx2, avx512, avx512_vnni, neon");
+                     "' is unknown; expected one of: auto, scalar, avx2, avx512, avx512_vnni, neon, neon_dotprod, neon_i8mm");
   for (std::size_t i = 0; i < levels.size(); ++i) {
     if (want != levels[i].name) continue;
     if (!allows(have, levels[i].features))

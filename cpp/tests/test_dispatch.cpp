@@ -111,8 +111,18 @@ TEST(Dispatch, NeonOnArmBuilds) {
 #endif
   EXPECT_EQ(contains(mbf::supported_isas(), "neon"), mbf::cpu_features().neon);
   if (mbf::cpu_features().neon && !std::getenv("MOBILENET_FAST_ISA")) {
-    EXPECT_EQ(std::string(mbf::select_kernels().isa), "neon");
+    // the best NEON level the CPU has: dot product (Armv8.2) and i8mm (Armv8.6) add int8 kernels
+    const auto& f = mbf::cpu_features();
+    const char* want = f.i8mm && f.dotprod ? "neon_i8mm" : f.dotprod ? "neon_dotprod" : "neon";
+#if !defined(__aarch64__)
+    want = "neon";  // armv7: no dot-product kernels are built
+#endif
+    EXPECT_EQ(std::string(mbf::select_kernels().isa), want);
   }
+#if defined(__aarch64__)
+  EXPECT_EQ(contains(mbf::supported_isas(), "neon_dotprod"), mbf::cpu_features().dotprod);
+  EXPECT_EQ(contains(mbf::supported_isas(), "neon_i8mm"), mbf::cpu_features().dotprod && mbf::cpu_features().i8mm);
+#endif
 #endif
 #else
   GTEST_SKIP() << "not an ARM build";

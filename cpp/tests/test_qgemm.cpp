@@ -84,7 +84,7 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
   for (auto& s : scale)
     s = c.fixed_scale > 0 ? c.fixed_scale : rng.uniform(0.5f, 4.0f) / (64.0f * std::sqrt(static_cast<float>(c.k)) * 40.0f);
   std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(c.k, c.n, t.qgemm_nr) + 64);
-  mbf::pack_qgemm_weights(c.k, c.n, t.qgemm_nr, b.data(), c.bias ? bias.data() : nullptr, scale.data(), c.in_zp,
+  mbf::pack_qgemm_weights(c.k, c.n, t.qgemm_nr, b.data(), c.bias ? bias.data() : nullptr, scale.data(), c.in_zp - t.qgemm_input_offset,
                           packed.data());
   const std::vector<unsigned char> packed_copy(packed);
   const std::vector<std::uint8_t> a_copy(a);
@@ -225,7 +225,7 @@ TEST_P(Qgemm, ExtremeOperands) {
     }
     std::vector<float> scale(n, 1.0f / 4096.0f);
     std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, t.qgemm_nr));
-    mbf::pack_qgemm_weights(k, n, t.qgemm_nr, b.data(), nullptr, scale.data(), 0, packed.data());
+    mbf::pack_qgemm_weights(k, n, t.qgemm_nr, b.data(), nullptr, scale.data(), -t.qgemm_input_offset, packed.data());
     std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
     const mbf::QuantOut q{100, 0, 255};
     (pairs() ? t.qgemm_pairs : t.qgemm)(m, n, k, a.data(), k, packed.data(), c.data(), n, q, nullptr);

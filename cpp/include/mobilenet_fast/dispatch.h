@@ -65,6 +65,9 @@ struct KernelVariant {
   softmax_fn softmax;
   qgemm_fn qgemm;
   qgemm_f32_fn qgemm_f32;  // with qgemm: the float32-output entry of the same kernel
+  // qgemm: what the kernel subtracts from every activation before multiplying (128 where it
+  // multiplies int8 x int8, sdot): pack its weights with input zero point - this offset.
+  int qgemm_input_offset;
   qdwconv3x3_fn qdwconv3x3;  // qdwconv3x3_s1 / _s2
 };
 

@@ -172,6 +172,10 @@ struct KernelTable {
   // AVX-512 levels, else the scalar one (the other SIMD kernels multiply in int16).
   qdwconv3x3_fn qdwconv3x3_wide_s1 = nullptr;
   qdwconv3x3_fn qdwconv3x3_wide_s2 = nullptr;
+  // What qgemm / qgemm_pairs subtract from every activation before multiplying (NEON dot
+  // product: 128, it multiplies int8 x int8): pack_qgemm_weights for this table with the input
+  // zero point minus this offset, which gives it back through the bias. 0 elsewhere.
+  int qgemm_input_offset = 0;
 };
 
 }  // namespace mbf

@@ -95,6 +95,22 @@ gemm_kernel gemm_8x8_neon;
 constexpr int kGemmMrNeon = 4, kGemmNrNeon = 8;  // 16 q registers: 8 accumulators, 2 weights, 1 broadcast
 gemm_kernel gemm_4x8_neon32;
 #endif
+// int8 (kernels/neon/qkernels_neon.cpp, kernels/simd/qvec_neon.h): the widening GEMM (vmulq_s16 +
+// vpadalq_s16) over panels of 4 columns, the depthwise with vmlal_s16 (any int16 weights).
+#if defined(__aarch64__)
+constexpr int kQgemmMrNeon = 8, kQgemmNrNeon = 4;
+#else
+constexpr int kQgemmMrNeon = 4, kQgemmNrNeon = 4;
+#endif
+qgemm_kernel qgemm_neon;
+qgemm_f32_kernel qgemm_neon_f32;
+qdwconv3x3_kernel qdwconv3x3_s1_neon_8c, qdwconv3x3_s2_neon_8c;
+#if defined(__aarch64__)
+// Dot product (sdot, +dotprod) and i8mm (usdot, +i8mm): 6 x 16 tiles, k in groups of 4.
+constexpr int kQgemmMrNeonDot = 6, kQgemmNrNeonDot = 16;
+qgemm_kernel qgemm_neon_dotprod, qgemm_neon_i8mm;
+qgemm_f32_kernel qgemm_neon_dotprod_f32, qgemm_neon_i8mm_f32;
+#endif
 #endif
 
 }  // namespace mbf

@@ -42,9 +42,10 @@ KernelVariant qdw(const char* name, F f, const char* isa, int lanes, FeatureSet 
   return make(name, f, isa, 1, lanes, req, &KernelVariant::qdwconv3x3, fn);
 }
 KernelVariant qgemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, qgemm_fn fn,
-                    qgemm_f32_fn fn_f32, F family = F::qgemm_u8s8) {
+                    qgemm_f32_fn fn_f32, F family = F::qgemm_u8s8, int input_offset = 0) {
   KernelVariant v = make(name, family, isa, mr, nr, req, &KernelVariant::qgemm, fn);
   v.qgemm_f32 = fn_f32;
+  v.qgemm_input_offset = input_offset;
   return v;
 }
 
@@ -113,6 +114,30 @@ std::vector<KernelVariant> make_table() {
       gemm("gemm_4x8_neon32", "neon", kGemmMrNeon, kGemmNrNeon, kNeon, gemm_4x8_neon32),
 #endif
       pool("global_avg_pool_neon", "neon", 4, kNeon, global_avg_pool_neon),
+      // int8, widening (every NEON core: Cortex-A53/A72, armv7); its pairs entry is the same kernel
+#if defined(__aarch64__)
+      qgemm("qgemm_u8s8_8x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32),
+      qgemm("qgemm_u8s8_pairs_8x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32,
+            F::qgemm_u8s8_pairs),
+#else
+      qgemm("qgemm_u8s8_4x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32),
+      qgemm("qgemm_u8s8_pairs_4x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32,
+            F::qgemm_u8s8_pairs),
+#endif
+      qdw("qdwconv3x3_s1_neon_8c", F::qdwconv3x3_s1, "neon", 8, kNeon, qdwconv3x3_s1_neon_8c),
+      qdw("qdwconv3x3_s2_neon_8c", F::qdwconv3x3_s2, "neon", 8, kNeon, qdwconv3x3_s2_neon_8c),
+#if defined(__aarch64__)
+      // ---- dot product (Armv8.2 ASIMDDP): sdot on x - 128 (input offset 128)
+      qgemm("qgemm_u8s8_6x16c4_neon_dotprod", "neon_dotprod", kQgemmMrNeonDot, kQgemmNrNeonDot, kNeon | kDotProd,
+            qgemm_neon_dotprod, qgemm_neon_dotprod_f32, F::qgemm_u8s8, 128),
+      qgemm("qgemm_u8s8_pairs_6x16c4_neon_dotprod", "neon_dotprod", kQgemmMrNeonDot, kQgemmNrNeonDot,
+            kNeon | kDotProd, qgemm_neon_dotprod, qgemm_neon_dotprod_f32, F::qgemm_u8s8_pairs, 128),
+      // ---- i8mm (Armv8.6): usdot, uint8 x int8 directly
+      qgemm("qgemm_u8s8_6x16c4_neon_i8mm", "neon_i8mm", kQgemmMrNeonDot, kQgemmNrNeonDot, kNeon | kDotProd | kI8mm,
+            qgemm_neon_i8mm, qgemm_neon_i8mm_f32),
+      qgemm("qgemm_u8s8_pairs_6x16c4_neon_i8mm", "neon_i8mm", kQgemmMrNeonDot, kQgemmNrNeonDot,
+            kNeon | kDotProd | kI8mm, qgemm_neon_i8mm, qgemm_neon_i8mm_f32, F::qgemm_u8s8_pairs),
+#endif
 #endif
   };
 }
@@ -134,6 +159,10 @@ const std::vector<IsaLevel>& isa_levels() {
 #endif
 #if defined(MBF_HAVE_NEON_KERNELS)
       {"neon", kNeon},
+#if defined(__aarch64__)
+      {"neon_dotprod", kNeon | kDotProd},
+      {"neon_i8mm", kNeon | kDotProd | kI8mm},
+#endif
 #endif
   };
   return levels;

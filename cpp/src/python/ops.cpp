@@ -208,7 +208,7 @@ void bind_ops(py::module_& m) {
         const mbf::KernelTable& k = kernels_for(isa);
         std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr));
         mbf::pack_qgemm_weights(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr, w.data(), bias.data(), s.data(),
-                                zin, packed.data());  // InputError for a bad scale or an int32 overflow
+                                zin - k.qgemm_input_offset, packed.data());  // InputError for a bad scale or an int32 overflow
         const bool fit = mbf::qgemm_pairs_fit(static_cast<int>(kk), static_cast<int>(n), w.data());
         if (kernel == "pairs" && !fit)
           throw InputError("kernel='pairs' needs pair-limited weights (|w[2j][n]| + |w[2j+1][n]| <= " +
