@@ -46,7 +46,9 @@ class Plan:
     @property
     def threads(self) -> int: ...
 
-_QLayer = Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, int, int, int]
+# (weights, bias, multiplier, zero point, clamp min, clamp max[, weight offset])
+_QLayer = Union[Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, int, int, int],
+                Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, int, int, int, int]]
 
 class QPlan:
     """The int8 MobileNetV1 planned for one input size, run in C++."""
@@ -58,8 +60,9 @@ class QPlan:
         input: Union[Tuple[float, int], Tuple[float, int, bool]],
         stem: Tuple[int, _Pads, _QLayer],
         blocks: Sequence[Tuple[int, _Pads, _QLayer, _QLayer]],
-        pool: Tuple[float, int, float, int],
-        classifier: Optional[Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]] = None,
+        pool: Union[Tuple[float, int, float, int], Tuple[float, int, float, int, bool]],
+        classifier: Optional[Union[Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+                                   Tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, int]]] = None,
         isa: Optional[str] = None,
         threads: Optional[int] = None,
     ) -> None: ...
