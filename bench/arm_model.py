@@ -65,9 +65,9 @@ KERNELS: Dict[str, Tuple[str, str, str, str]] = {
         "cpp/src/kernels/neon/qkernels_neon.cpp", "", r"qgemm_tile.*QVecNeonELi8ENS0_9QgemmToU8", "int8w"),
     "int8 depthwise s1 (vmlal)": (HARNESS, "", r"^mca_qdw_s1$", "int8w"),
     "int8 depthwise s2 (vmlal)": (HARNESS, "", r"^mca_qdw_s2$", "int8w"),
-    "int8 GEMM sdot 6x16 (pointwise, stem, classifier)": (
+    "int8 GEMM sdot 5x16 (pointwise, stem, classifier)": (
         "cpp/src/kernels/neon/qgemm_neon_dotprod.cpp", "-march=armv8.2-a+dotprod",
-        r"qgemm_tile.*QVecNeonDotELi6ENS0_9QgemmToU8", "int8dot"),
+        r"qgemm_tile.*QVecNeonDotELi5ENS0_9QgemmToU8", "int8dot"),
 }
 
 #: multiply-adds per instruction (128-bit forms), by mnemonic and arrangement.

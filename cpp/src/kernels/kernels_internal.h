@@ -106,8 +106,8 @@ qgemm_kernel qgemm_neon;
 qgemm_f32_kernel qgemm_neon_f32;
 qdwconv3x3_kernel qdwconv3x3_s1_neon_8c, qdwconv3x3_s2_neon_8c;
 #if defined(__aarch64__)
-// Dot product (sdot, +dotprod) and i8mm (usdot, +i8mm): 6 x 16 tiles, k in groups of 4.
-constexpr int kQgemmMrNeonDot = 6, kQgemmNrNeonDot = 16;
+// Dot product (sdot, +dotprod) and i8mm (usdot, +i8mm): 5 x 16 tiles, k in groups of 4.
+constexpr int kQgemmMrNeonDot = 5, kQgemmNrNeonDot = 16;
 qgemm_kernel qgemm_neon_dotprod, qgemm_neon_i8mm;
 qgemm_f32_kernel qgemm_neon_dotprod_f32, qgemm_neon_i8mm_f32;
 #endif

@@ -1,4 +1,4 @@
-// qgemm_6x16c4_neon_dotprod: the shared int8 GEMM (kernels/int8/qgemm.h) with sdot (Armv8.2 dot
+// qgemm_5x16c4_neon_dotprod: the shared int8 GEMM (kernels/int8/qgemm.h) with sdot (Armv8.2 dot
 // product; this file alone is built with +dotprod, and runs only where HWCAP_ASIMDDP says so).
 // The activations enter as x - 128; the table packs with the input zero point minus 128
 // (KernelTable::qgemm_input_offset), which gives the 128 x column sum back through the bias.

@@ -1,4 +1,4 @@
-// qgemm_6x16c4_neon_i8mm: the shared int8 GEMM (kernels/int8/qgemm.h) with usdot (Armv8.6 i8mm:
+// qgemm_5x16c4_neon_i8mm: the shared int8 GEMM (kernels/int8/qgemm.h) with usdot (Armv8.6 i8mm:
 // uint8 x int8 directly; this file alone is built with +i8mm, and runs only where HWCAP2_I8MM
 // says so). Same panels and tile as the dot-product kernel, no input offset.
 #include "kernels/simd/qvec_neon.h"

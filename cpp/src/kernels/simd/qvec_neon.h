@@ -188,10 +188,15 @@ struct QVecNeon {
 
 #if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
 // sdot: 4 columns per accumulator, 4 chunks (NR = 16), the activations shifted into int8.
+// MR = 5: 20 accumulators + 4 weights + the broadcasts of 32 q. MR = 6 spilled two accumulators in
+// the k loop; the llvm-mca model (bench/arm_model.py) gives 5 rows 43% of the Cortex-A55's sdot
+// peak (6 rows: 38%) and 100% of the A76's (92%). sdot by lane (16 activations of a row loaded
+// once for 4 k groups) measured worse in both models (29% / 74%: two more live vectors spill, and
+// the N1 model issues an indexed sdot as two micro-ops).
 struct QVecNeonDot : QVecNeon {
   static constexpr int kCols = 4;
   static constexpr int kChunks = 4;
-  static constexpr int kMr = 6;  // 24 accumulators + 4 weights + 1 activation of 32 q
+  static constexpr int kMr = 5;
   using Acc = int32x4_t;
   using W = int8x16_t;  // one k group (4 values) of 4 columns
   using A = int8x16_t;  // the row's 4 activations - 128, in every 32-bit lane
