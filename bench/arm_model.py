@@ -51,6 +51,9 @@ CORES: Dict[str, Tuple[str, str, bool]] = {
     "Cortex-A72": ("cortex-a72", "", False),
     "Cortex-A76 (N1 model)": ("neoverse-n1", "+dotprod", True),
 }
+#: MIDR part numbers (implementer 0x41, Arm) of each modelled core, as /proc/cpuinfo's "CPU part"
+#: shows them: what `mobilenet-fast bench` matches on a board.
+CPU_PARTS = {"Cortex-A53": [0xd03], "Cortex-A55": [0xd05], "Cortex-A72": [0xd08], "Cortex-A76 (N1 model)": [0xd0b, 0xd0c]}
 
 #: kernel label -> (source, -march extra, symbol regexp of its steady-state function, datatype).
 #: GEMMs: the kernels' own full-size tile (its loop over k); depthwise and stem: the interior
@@ -271,9 +274,27 @@ def main(argv=None) -> int:
     times = network_times(results)
     print(markdown(results, times, mca))
     if args.json:
+        rates = {core: {k: round(v[core]["macs_per_cycle"], 4) for k, v in results.items() if core in v}
+                 for core in CORES}
+        fp = [k for k in results if k.startswith("fp32 GEMM")][0]
+        dot = [k for k in results if k.startswith("int8 GEMM sdot")][0]
+        wide = [k for k in results if k.startswith("int8 GEMM widening")][0]
+        plans = {  # layer kind (depthwise: by stride) -> the kernel that runs it
+            "float32": {"conv3x3": "fp32 stem", "dwconv3x3_s1": "fp32 depthwise s1",
+                        "dwconv3x3_s2": "fp32 depthwise s2", "pwconv": fp, "dense": fp},
+            "int8_dotprod": {"conv3x3": dot, "dwconv3x3_s1": "int8 depthwise s1 (vmlal)",
+                             "dwconv3x3_s2": "int8 depthwise s2 (vmlal)", "pwconv": dot, "dense": dot},
+            "int8_widening": {"conv3x3": wide, "dwconv3x3_s1": "int8 depthwise s1 (vmlal)",
+                              "dwconv3x3_s2": "int8 depthwise s2 (vmlal)", "pwconv": wide, "dense": wide},
+        }
         with open(args.json, "w") as f:
-            json.dump({"llvm_mca": os.path.basename(mca), "kernels": results,
-                       "network_cycles_1thread": times}, f, indent=1, sort_keys=True)
+            json.dump({"about": "llvm-mca model of the NEON kernels' steady-state loops (bench/arm_model.py): "
+                                "multiply-adds per cycle of each kernel on each core model; a compute-bound "
+                                "prediction, not a measurement",
+                       "llvm_mca": os.path.basename(mca), "cores": {c: {"llvm_mcpu": CORES[c][0], "dotprod": CORES[c][2],
+                                                                         "cpu_parts": CPU_PARTS[c]} for c in CORES},
+                       "macs_per_cycle": rates, "plans": plans}, f, indent=1, sort_keys=True)
+            f.write("\n")
     return 0
 
 

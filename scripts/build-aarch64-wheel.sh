@@ -10,7 +10,9 @@
 #  3. aarch64 wheels of numpy, safetensors, Pillow and pytest from PyPI (pip download
 #     --platform ...), installed with ours into a target directory;
 #  4. under qemu-aarch64 with the sysroot's python3.11: import, classify examples/coffee.png and
-#     compare the top-5 with this machine's, then pytest tests/test_ops.py -k "not onnx".
+#     compare the top-5 with this machine's; the shipped int8 model likewise on the emulated
+#     "max" (i8mm), Cortex-A76 (dot product) and Cortex-A53 (widening) CPUs, top-5 and logits bit
+#     for bit; then pytest tests/test_ops.py -k "not onnx".
 # Usage: scripts/build-aarch64-wheel.sh [WORKDIR]   (default build/aarch64-wheel; as root or sudo)
 # Limitation: qemu-aarch64 7.2 hangs when a dynamically linked program (this python) starts a thread, so
 # the checks use threads=1 and skip tests/test_threads.py.
@@ -68,6 +70,19 @@ m = mf.load(threads=1)
 print([p.index for p in m.classify('examples/coffee.png', top=5)])")"
 echo "x86 top-5 $WANT, aarch64 top-5 $GOT"
 [ "$WANT" = "$GOT" ] || { echo "top-5 differ" >&2; exit 1; }
+
+echo "=== int8 classify under qemu-aarch64: same top-5 and the same logits bit for bit"
+INT8_CHECK="
+import hashlib, mobilenet_fast as mf
+m = mf.load(precision='int8', threads=1)
+x = m.preprocess('examples/coffee.png')
+print([p.index for p in m.classify('examples/coffee.png', top=5)], hashlib.sha256(m.logits(x).tobytes()).hexdigest()[:16])"
+WANT8="$("$PY" -c "$INT8_CHECK")"
+for cpu in max cortex-a76 cortex-a53; do  # i8mm, dot product, widening kernels
+  GOT8="$(QEMU_CPU=$cpu PYTHONPATH="$WORK/site" "${PYA64[@]}" -c "$INT8_CHECK")"
+  echo "int8: x86 $WANT8, aarch64 ($cpu) $GOT8"
+  [ "$WANT8" = "$GOT8" ] || { echo "int8 top-5 or logits differ on $cpu" >&2; exit 1; }
+done
 
 echo "=== pytest under qemu-aarch64: tests/test_ops.py -k 'not onnx'"
 # Only the copied test files and a neutral rootdir: the checkout's pyproject makes pytest pick up

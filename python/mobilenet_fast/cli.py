@@ -989,6 +989,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ bench
 
+def _arm_prediction(model: Any, arch: Any) -> Optional[Tuple[str, float, float]]:
+    """(core, GHz, predicted ms per image on one core) from the llvm-mca model when this is an ARM
+    core the model covers and its clock is known, else None."""
+    from .armmodel import detect_core, predict
+
+    core = detect_core()
+    if core is None or core.ghz is None:
+        return None
+    dot = str(model.isa) in ("neon_dotprod", "neon_i8mm")
+    return core.name, core.ghz, predict(core.name, arch, model.precision, dot) / (core.ghz * 1e6)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -1022,6 +1034,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     gflops = 2.0 * macs * images_per_s / 1e9
     percent = 100.0 * gflops / (args.peak_gflops * threads) if args.peak_gflops else None
     c = model.config
+    predicted = _arm_prediction(model, arch)
     if args.json:
         print(json.dumps({
             "version": __version__, "weights": model.path, "precision": model.precision, "isa": model.isa,
@@ -1031,6 +1044,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             "median_ms": median, "min_ms": float(t.min()), "p90_ms": p90, "mean_ms": float(t.mean()),
             "images_per_s": images_per_s, "gflops": gflops, "peak_gflops_per_core": args.peak_gflops,
             "percent_of_peak": percent, "times_ms": times,
+            "arm_model": None if predicted is None else {
+                "core": predicted[0], "ghz": predicted[1], "predicted_ms_per_image_1_thread": predicted[2],
+                "measured_ms_per_image_1_thread_equivalent": median * threads / args.batch},
         }, indent=2))
         return 0
     plural = "s" if threads != 1 else ""
@@ -1048,6 +1064,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print("".join(f"{col:>12}" for col in cols))
     print("".join(f"{v:>12}" for v in vals))
     print()
+    if predicted is not None:
+        core, ghz, ms = predicted
+        per_image = median * threads / args.batch
+        print(f"llvm-mca model for this core ({core}, bench/arm_model.py): {ms:.1f} ms per image on one core at "
+              f"{ghz:g} GHz, compute-bound (a lower bound); measured {per_image:.1f} ms per image x cores used. "
+              "Please tell us both numbers.")
+        print()
     if percent is not None:
         print(f"{rate} = 2 x multiply-adds x img/s; % of peak = {rate} / ({args.peak_gflops:g} {rate} per core "
               f"x {threads} thread{plural})")
