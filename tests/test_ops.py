@@ -363,7 +363,7 @@ def test_unsupported_or_missing_isa_is_a_clear_error(monkeypatch):
 
     x, w = _dw_args()
     compiled = set(_core.compiled_isas())
-    for isa in ("scalar", "avx2", "avx512", "neon"):
+    for isa in ("scalar", "avx2", "avx512", "neon", "neon_dotprod", "neon_i8mm"):
         if isa in _core.supported_isas():
             ops.dwconv3x3(x, w, isa=isa)
         else:

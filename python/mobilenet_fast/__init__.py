@@ -107,8 +107,9 @@ def load(path: Optional[Union[str, "os.PathLike[str]"]] = None, *, fmt: Optional
     file holds) states what you expect: a file of the other precision raises :class:`InputError`
     (quantise float32 weights with :func:`quantize`). ``labels`` replaces the class names: a list
     with one name per class, or the path of a text file with one name per line.
-    ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "avx512_vnni", "neon"); by default the
-    ``MOBILENET_FAST_ISA`` environment variable, else the best one this CPU supports.
+    ``isa`` forces a kernel set ("scalar", "avx2", "avx512", "avx512_vnni", "neon", "neon_dotprod",
+    "neon_i8mm"); by default the ``MOBILENET_FAST_ISA`` environment variable, else the best one this
+    CPU supports.
     ``threads`` is how many threads one call uses (default: the physical cores this process may
     run on; 1 = no thread pool). A bad argument (unknown or unsupported ISA, also through the
     environment variable; threads outside 1..256) raises :class:`InputError`.

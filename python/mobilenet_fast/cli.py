@@ -136,8 +136,8 @@ def version_text() -> str:
     return f"mobilenet-fast {__version__} ({kernels})"
 
 
-_ISA_HELP = ("force a kernel set: scalar, avx2, avx512, avx512_vnni, neon (default: $MOBILENET_FAST_ISA if set, "
-             "else the best this CPU supports)")
+_ISA_HELP = ("force a kernel set: scalar, avx2, avx512, avx512_vnni, neon, neon_dotprod, neon_i8mm "
+             "(default: $MOBILENET_FAST_ISA if set, else the best this CPU supports)")
 _THREADS_HELP = "threads one call uses (default: the physical cores this process may run on)"
 _WEIGHTS_HELP = ("weight file: our .safetensors (float32 or int8) or any format `convert` reads (.pb, .h5, .keras, "
                  ".onnx, .pth, ...) (default: the shipped ImageNet MobileNetV1 1.0/224)")
