@@ -64,8 +64,8 @@ KERNELS: Dict[str, Tuple[str, str, str, str]] = {
     "fp32 depthwise s1": (HARNESS, "", r"^mca_dw_f32_s1$", "fp32"),
     "fp32 depthwise s2": (HARNESS, "", r"^mca_dw_f32_s2$", "fp32"),
     "fp32 stem": (HARNESS, "", r"^mca_stem_f32$", "fp32"),
-    "int8 GEMM widening 8x4 (pointwise, stem, classifier)": (
-        "cpp/src/kernels/neon/qkernels_neon.cpp", "", r"qgemm_tile.*QVecNeonELi8ENS0_9QgemmToU8", "int8w"),
+    "int8 GEMM widening 8x8 k-major (pointwise, stem, classifier)": (
+        "cpp/src/kernels/neon/qgemm_neon_k16.cpp", "", r"tileILi8ELb0E", "int8w"),
     "int8 depthwise s1 (vmlal)": (HARNESS, "", r"^mca_qdw_s1$", "int8w"),
     "int8 depthwise s2 (vmlal)": (HARNESS, "", r"^mca_qdw_s2$", "int8w"),
     "int8 GEMM sdot 5x16 (pointwise, stem, classifier)": (

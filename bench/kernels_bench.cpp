@@ -212,8 +212,11 @@ void bench_qgemm(benchmark::State& st, NetLayer L, Variant kv) {
     x = static_cast<std::int8_t>(static_cast<int>((s = s * 1664525u + 1013904223u) >> (pairs ? 25 : 24)) -
                                  (pairs ? 64 : 128));
   const std::vector<float> scale(n, 1.0f / 65536.0f);
-  std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, nr));
-  mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), -kv.v->qgemm_input_offset, packed.data());
+  std::vector<unsigned char> packed(kv.v->qgemm_k16 ? mbf::packed_qgemm_k16_bytes(k, n) : mbf::packed_qgemm_bytes(k, n, nr));
+  if (kv.v->qgemm_k16)
+    mbf::pack_qgemm_weights_k16(k, n, b.data(), nullptr, scale.data(), -kv.v->qgemm_input_offset, packed.data());
+  else
+    mbf::pack_qgemm_weights(k, n, nr, b.data(), nullptr, scale.data(), -kv.v->qgemm_input_offset, packed.data());
   std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
   timed_loop(st, 2.0 * L.macs(), kv.peak_gflops, [&] {
     kv.v->qgemm(m, n, k, a.data(), k, packed.data(), c.data(), n, mbf::QuantOut{0, 0, 255}, nullptr);

@@ -182,7 +182,8 @@ KernelTable build_table(const IsaLevel& level) {
   const KernelVariant& pairs = pick(KernelFamily::qgemm_u8s8_pairs);
   // The two GEMMs read the same packed panels: a level whose pair kernel had another panel width
   // would be a mistake in the variant table, caught here on first use (and by the tests).
-  if (pairs.tile_n != qgemm.tile_n || pairs.qgemm_input_offset != qgemm.qgemm_input_offset)
+  if (pairs.tile_n != qgemm.tile_n || pairs.qgemm_input_offset != qgemm.qgemm_input_offset ||
+      pairs.qgemm_k16 != qgemm.qgemm_k16)
     throw std::logic_error(std::string("ISA '") + level.name + "': " + pairs.name + " and " + qgemm.name +
                            " pack different panels");
   KernelTable t{level.name,
@@ -206,6 +207,7 @@ KernelTable build_table(const IsaLevel& level) {
                 {}};
   for (int i = 0; i < kKernelFamilies; ++i) t.variant[i] = pick(static_cast<KernelFamily>(i)).name;
   t.qgemm_input_offset = qgemm.qgemm_input_offset;
+  t.qgemm_k16 = qgemm.qgemm_k16;
   t.qdwconv3x3_wide_s1 = t.qdwconv3x3_wide_s2 = qdwconv3x3_scalar;
 #if defined(MBF_HAVE_NEON_KERNELS)
   if (allows(level.features, kNeon)) {  // vmlal_s16: exact for any int16 weights

@@ -67,6 +67,39 @@ std::size_t packed_qgemm_bytes(int k, int n, int nr) {
   return panels * static_cast<std::size_t>(nr) * (2 * sizeof(std::int32_t) + groups * kQgemmKr);
 }
 
+namespace {
+
+// A panel's head, columns j0 .. j0 + nr: the corrected biases and the scales (columns past n: 0
+// and 1), written at out; returns the address after it.
+unsigned char* qgemm_panel_head(int k, int n, int nr, int j0, const std::int8_t* b, const std::int32_t* bias,
+                                const float* scale, std::int32_t input_zero_point, unsigned char* out) {
+  const int cols = std::min(nr, n - j0);
+  std::int32_t head_bias[kMaxQgemmPanel];
+  float head_scale[kMaxQgemmPanel];
+  for (int j = 0; j < nr; ++j) {
+    head_bias[j] = 0;
+    head_scale[j] = 1.0f;
+    if (j >= cols) continue;
+    const float s = scale[j0 + j];
+    if (!(s > 0.0f) || !std::isfinite(s))
+      throw InputError("qgemm: scale of column " + std::to_string(j0 + j) + " must be a positive finite number");
+    head_scale[j] = s;
+    std::int64_t sum = 0;
+    for (int p = 0; p < k; ++p) sum += b[static_cast<std::ptrdiff_t>(p) * n + j0 + j];
+    const std::int64_t corrected = (bias ? bias[j0 + j] : 0) - static_cast<std::int64_t>(input_zero_point) * sum;
+    if (corrected < INT32_MIN || corrected > INT32_MAX)
+      throw InputError("qgemm: bias of column " + std::to_string(j0 + j) + " minus zero point x weight sum " +
+                       "overflows int32");
+    head_bias[j] = static_cast<std::int32_t>(corrected);
+  }
+  std::memcpy(out, head_bias, sizeof(std::int32_t) * nr);
+  out += sizeof(std::int32_t) * nr;
+  std::memcpy(out, head_scale, sizeof(float) * nr);
+  return out + sizeof(float) * nr;
+}
+
+}  // namespace
+
 void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::int32_t* bias, const float* scale,
                         std::int32_t input_zero_point, void* packed) {
   if (nr < 1 || nr > kMaxQgemmPanel) throw InputError("qgemm: panel width must be 1.." + std::to_string(kMaxQgemmPanel));
@@ -74,28 +107,7 @@ void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::i
   auto* out = static_cast<unsigned char*>(packed);
   for (int j0 = 0; j0 < n; j0 += nr) {
     const int cols = std::min(nr, n - j0);
-    std::int32_t head_bias[kMaxQgemmPanel];
-    float head_scale[kMaxQgemmPanel];
-    for (int j = 0; j < nr; ++j) {
-      head_bias[j] = 0;
-      head_scale[j] = 1.0f;
-      if (j >= cols) continue;
-      const float s = scale[j0 + j];
-      if (!(s > 0.0f) || !std::isfinite(s))
-        throw InputError("qgemm: scale of column " + std::to_string(j0 + j) + " must be a positive finite number");
-      head_scale[j] = s;
-      std::int64_t sum = 0;
-      for (int p = 0; p < k; ++p) sum += b[static_cast<std::ptrdiff_t>(p) * n + j0 + j];
-      const std::int64_t corrected = (bias ? bias[j0 + j] : 0) - static_cast<std::int64_t>(input_zero_point) * sum;
-      if (corrected < INT32_MIN || corrected > INT32_MAX)
-        throw InputError("qgemm: bias of column " + std::to_string(j0 + j) + " minus zero point x weight sum " +
-                         "overflows int32");
-      head_bias[j] = static_cast<std::int32_t>(corrected);
-    }
-    std::memcpy(out, head_bias, sizeof(std::int32_t) * nr);
-    out += sizeof(std::int32_t) * nr;
-    std::memcpy(out, head_scale, sizeof(float) * nr);
-    out += sizeof(float) * nr;
+    out = qgemm_panel_head(k, n, nr, j0, b, bias, scale, input_zero_point, out);
     for (int g = 0; g < groups; ++g)
       for (int j = 0; j < nr; ++j)
         for (int q = 0; q < kQgemmKr; ++q, ++out) {
@@ -104,6 +116,47 @@ void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::i
               (j < cols && p < k) ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : static_cast<std::int8_t>(0));
         }
   }
+}
+
+std::size_t packed_qgemm_k16_panel_bytes(int k) {
+  const std::size_t rows = (static_cast<std::size_t>(k) + 7) / 8 * 8;
+  return kQgemmK16Nr * (2 * sizeof(std::int32_t) + rows * sizeof(std::int16_t));
+}
+
+std::size_t packed_qgemm_k16_bytes(int k, int n) {
+  return (static_cast<std::size_t>(n) + kQgemmK16Nr - 1) / kQgemmK16Nr * packed_qgemm_k16_panel_bytes(k);
+}
+
+void pack_qgemm_weights_k16(int k, int n, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                            std::int32_t input_zero_point, void* packed) {
+  constexpr int nr = kQgemmK16Nr;
+  const int rows = (k + 7) / 8 * 8;
+  auto* out = static_cast<unsigned char*>(packed);
+  for (int j0 = 0; j0 < n; j0 += nr) {
+    const int cols = std::min(nr, n - j0);
+    out = qgemm_panel_head(k, n, nr, j0, b, bias, scale, input_zero_point, out);
+    for (int p = 0; p < rows; ++p)
+      for (int j = 0; j < nr; ++j, out += sizeof(std::int16_t)) {
+        const std::int16_t v = (j < cols && p < k) ? b[static_cast<std::ptrdiff_t>(p) * n + j0 + j] : 0;
+        std::memcpy(out, &v, sizeof v);
+      }
+  }
+}
+
+std::size_t qgemm_packed_bytes(const KernelTable& t, int k, int n) {
+  return t.qgemm_k16 ? packed_qgemm_k16_bytes(k, n) : packed_qgemm_bytes(k, n, t.qgemm_nr);
+}
+
+std::size_t qgemm_panel_stride(const KernelTable& t, int k) {
+  return t.qgemm_k16 ? packed_qgemm_k16_panel_bytes(k) : packed_qgemm_bytes(k, t.qgemm_nr, t.qgemm_nr);
+}
+
+void qgemm_pack(const KernelTable& t, int k, int n, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                std::int32_t input_zero_point, void* packed) {
+  if (t.qgemm_k16)
+    pack_qgemm_weights_k16(k, n, b, bias, scale, input_zero_point - t.qgemm_input_offset, packed);
+  else
+    pack_qgemm_weights(k, n, t.qgemm_nr, b, bias, scale, input_zero_point - t.qgemm_input_offset, packed);
 }
 
 bool qgemm_pairs_fit(int k, int n, const std::int8_t* b) {

@@ -83,9 +83,6 @@ bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zer
   return true;
 }
 
-std::size_t qgemm_panel_bytes(int k, int nr) {
-  return static_cast<std::size_t>(nr) * (2 * sizeof(std::int32_t) + static_cast<std::size_t>((k + kQgemmKr - 1) / kQgemmKr) * kQgemmKr);
-}
 
 }  // namespace
 
@@ -110,8 +107,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   input_zp_ = spec.input_zero_point;
   stem_ = conv_geometry(spec.in_h, spec.in_w, 3, spec.stem_channels, spec.stem_stride, spec.stem_pads);
   check_layer(spec.stem, 27u * spec.stem_channels, spec.stem_channels, "stem");
-  const int nr = kernels_.qgemm_nr;
-  pack_gemm_layer(spec.stem, 27, spec.stem_channels, nr, input_zp_, kernels_.qgemm_input_offset, stem_packed_, "stem");
+  pack_gemm_layer(kernels_, spec.stem, 27, spec.stem_channels, input_zp_, stem_packed_, "stem");
   stem_offset_ = spec.stem.weight_offset;
   stem_out_ = spec.stem.out;
   stem_pairs_ = use_pairs(27, spec.stem_channels, spec.stem.weights.data());
@@ -142,7 +138,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     L.pw_in_zp = b.dw.out.zero_point;
     L.pw_out = b.pw.out;
     L.pw_channels = b.out_channels;
-    pack_gemm_layer(b.pw, c, b.out_channels, nr, L.pw_in_zp, kernels_.qgemm_input_offset, L.pw_packed, name + ".pw");
+    pack_gemm_layer(kernels_, b.pw, c, b.out_channels, L.pw_in_zp, L.pw_packed, name + ".pw");
     L.pw_offset = b.pw.weight_offset;
     L.pw_pairs = use_pairs(c, b.out_channels, b.pw.weights.data());
     h = L.dw.out_h;
@@ -169,7 +165,7 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
     check_layer(spec.fc, static_cast<std::size_t>(c) * num_classes_, num_classes_, "classifier");
     if (spec.fc.weight_offset < -128 || spec.fc.weight_offset > 128)
       throw InputError("classifier: weight offset must be in -128..128");
-    pack_gemm_layer(spec.fc, c, num_classes_, nr, pool_out_zp_, kernels_.qgemm_input_offset, fc_packed_, "classifier");
+    pack_gemm_layer(kernels_, spec.fc, c, num_classes_, pool_out_zp_, fc_packed_, "classifier");
     fc_offset_ = spec.fc.weight_offset;
     fc_pairs_ = use_pairs(c, num_classes_, spec.fc.weights.data());
   }
@@ -203,13 +199,13 @@ QPlan::~QPlan() { unregister_for_fork(&mutex_); }
 
 std::size_t QPlan::pixels_of(const Conv2dGeom& g) { return static_cast<std::size_t>(g.out_h) * g.out_w; }
 
-void QPlan::pack_gemm_layer(const QLayerParams& p, int k, int n, int nr, std::int32_t input_zero_point,
-                            int input_offset, AlignedArray<unsigned char>& packed, const std::string& name) {
-  packed.reset(packed_qgemm_bytes(k, n, nr));
+void QPlan::pack_gemm_layer(const KernelTable& kernels, const QLayerParams& p, int k, int n,
+                            std::int32_t input_zero_point, AlignedArray<unsigned char>& packed,
+                            const std::string& name) {
+  packed.reset(qgemm_packed_bytes(kernels, k, n));
   const std::int64_t d = p.weight_offset;
   if (d == 0) {
-    pack_qgemm_weights(k, n, nr, p.weights.data(), p.bias.data(), p.multiplier.data(), input_zero_point - input_offset,
-                       packed.data());
+    qgemm_pack(kernels, k, n, p.weights.data(), p.bias.data(), p.multiplier.data(), input_zero_point, packed.data());
     return;
   }
   // The weights are w + d: the bias absorbs -zp x K x d (pack_qgemm_weights subtracts zp x sum w),
@@ -231,8 +227,7 @@ void QPlan::pack_gemm_layer(const QLayerParams& p, int k, int n, int nr, std::in
                        " could overflow");
     bias[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(b);
   }
-  pack_qgemm_weights(k, n, nr, p.weights.data(), bias.data(), p.multiplier.data(), input_zero_point - input_offset,
-                     packed.data());
+  qgemm_pack(kernels, k, n, p.weights.data(), bias.data(), p.multiplier.data(), input_zero_point, packed.data());
 }
 
 bool QPlan::use_pairs(int k, int n, const std::int8_t* b) {
@@ -267,7 +262,7 @@ void QPlan::gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigne
     add = buf.row_add.data();
   }
   split_packed_gemm(pool, pool ? pool->size() : 1, m, n, k, pairs ? kernels_.qgemm_pairs_mr : kernels_.qgemm_mr, nr,
-                    qgemm_panel_bytes(k, nr), a, packed, c,
+                    qgemm_panel_stride(kernels_, k), a, packed, c,
                     [&](int rows, int cols, const std::uint8_t* ap, const void* bp, std::uint8_t* cp) {
                       fn(rows, cols, k, ap, k, bp, cp, n, q, add ? add + (ap - a) / k : nullptr);
                     });

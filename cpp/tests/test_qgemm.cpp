@@ -83,8 +83,8 @@ void check_qgemm(const std::string& isa, const QgemmCase& c, std::uint32_t seed)
   std::vector<float> scale(c.n);
   for (auto& s : scale)
     s = c.fixed_scale > 0 ? c.fixed_scale : rng.uniform(0.5f, 4.0f) / (64.0f * std::sqrt(static_cast<float>(c.k)) * 40.0f);
-  std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(c.k, c.n, t.qgemm_nr) + 64);
-  mbf::pack_qgemm_weights(c.k, c.n, t.qgemm_nr, b.data(), c.bias ? bias.data() : nullptr, scale.data(), c.in_zp - t.qgemm_input_offset,
+  std::vector<unsigned char> packed(mbf::qgemm_packed_bytes(t, c.k, c.n) + 64);
+  mbf::qgemm_pack(t, c.k, c.n, b.data(), c.bias ? bias.data() : nullptr, scale.data(), c.in_zp,
                           packed.data());
   const std::vector<unsigned char> packed_copy(packed);
   const std::vector<std::uint8_t> a_copy(a);
@@ -224,8 +224,8 @@ TEST_P(Qgemm, ExtremeOperands) {
       ASSERT_TRUE(mbf::qgemm_pairs_fit(k, n, b.data()));
     }
     std::vector<float> scale(n, 1.0f / 4096.0f);
-    std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(k, n, t.qgemm_nr));
-    mbf::pack_qgemm_weights(k, n, t.qgemm_nr, b.data(), nullptr, scale.data(), -t.qgemm_input_offset, packed.data());
+    std::vector<unsigned char> packed(mbf::qgemm_packed_bytes(t, k, n));
+    mbf::qgemm_pack(t, k, n, b.data(), nullptr, scale.data(), 0, packed.data());
     std::vector<std::uint8_t> c(static_cast<std::size_t>(m) * n);
     const mbf::QuantOut q{100, 0, 255};
     (pairs() ? t.qgemm_pairs : t.qgemm)(m, n, k, a.data(), k, packed.data(), c.data(), n, q, nullptr);
@@ -269,6 +269,47 @@ TEST(QgemmPacking, RefusesBadScalesAndOverflowingBias) {
   EXPECT_THROW(mbf::pack_qgemm_weights(4, 1, 8, b, big, one, 255, packed.data()), mbf::InputError);
   EXPECT_THROW(mbf::pack_qgemm_weights(4, 1, 65, b, nullptr, one, 0, packed.data()), mbf::InputError);
   EXPECT_NO_THROW(mbf::pack_qgemm_weights(4, 1, 8, b, nullptr, one, 255, packed.data()));
+  std::vector<unsigned char> k16(mbf::packed_qgemm_k16_bytes(4, 1));
+  EXPECT_THROW(mbf::pack_qgemm_weights_k16(4, 1, b, big, one, 255, k16.data()), mbf::InputError);
+  const float zero[1] = {0.0f};
+  EXPECT_THROW(mbf::pack_qgemm_weights_k16(4, 1, b, nullptr, zero, 0, k16.data()), mbf::InputError);
+}
+
+// The k-major int16 layout (the NEON widening GEMM's; tested through the kernels on ARM, its
+// bytes here on every build): per panel of 8 columns the corrected biases, the scales, then K
+// rounded up to 8 rows of 8 int16 weights, zeros past K and N.
+TEST(QgemmPacking, K16Layout) {
+  const int k = 11, n = 10;
+  std::vector<std::int8_t> b(static_cast<std::size_t>(k) * n);
+  for (int i = 0; i < k * n; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::int8_t>(i % 251 - 120);
+  std::vector<std::int32_t> bias(n);
+  std::vector<float> scale(n);
+  for (int j = 0; j < n; ++j) {
+    bias[static_cast<std::size_t>(j)] = 1000 * j - 3;
+    scale[static_cast<std::size_t>(j)] = 0.5f + j;
+  }
+  const std::int32_t zp = 7;
+  ASSERT_EQ(mbf::packed_qgemm_k16_panel_bytes(k), 8u * (8 + 16 * 2));
+  std::vector<unsigned char> p(mbf::packed_qgemm_k16_bytes(k, n));
+  ASSERT_EQ(p.size(), 2 * mbf::packed_qgemm_k16_panel_bytes(k));
+  mbf::pack_qgemm_weights_k16(k, n, b.data(), bias.data(), scale.data(), zp, p.data());
+  for (int j = 0; j < 16; ++j) {
+    const unsigned char* panel = p.data() + (j / 8) * mbf::packed_qgemm_k16_panel_bytes(k);
+    const int col = j % 8;
+    std::int32_t got_bias;
+    float got_scale;
+    std::memcpy(&got_bias, panel + 4 * col, 4);
+    std::memcpy(&got_scale, panel + 32 + 4 * col, 4);
+    std::int64_t sum = 0;
+    for (int q = 0; q < k; ++q) sum += j < n ? b[static_cast<std::size_t>(q) * n + j] : 0;
+    EXPECT_EQ(got_bias, j < n ? bias[static_cast<std::size_t>(j)] - zp * sum : 0) << j;
+    EXPECT_EQ(got_scale, j < n ? scale[static_cast<std::size_t>(j)] : 1.0f) << j;
+    for (int q = 0; q < 16; ++q) {
+      std::int16_t w;
+      std::memcpy(&w, panel + 64 + 2 * (q * 8 + col), 2);
+      EXPECT_EQ(w, (j < n && q < k) ? b[static_cast<std::size_t>(q) * n + j] : 0) << j << " " << q;
+    }
+  }
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ struct KernelVariant {
   // qgemm: what the kernel subtracts from every activation before multiplying (128 where it
   // multiplies int8 x int8, sdot): pack its weights with input zero point - this offset.
   int qgemm_input_offset;
+  bool qgemm_k16;  // qgemm: reads k-major int16 panels (pack_qgemm_weights_k16)
   qdwconv3x3_fn qdwconv3x3;  // qdwconv3x3_s1 / _s2
 };
 

@@ -105,6 +105,15 @@ void pack_qgemm_weights(int k, int n, int nr, const std::int8_t* b, const std::i
 // in int16 exactly. qgemm_pairs_fit() says whether B[K][N] is pair-limited.
 constexpr int kQgemmPairLimit = 128;
 bool qgemm_pairs_fit(int k, int n, const std::int8_t* b);
+// The k-major layout of the NEON widening GEMM (KernelTable::qgemm_k16): panels of
+// kQgemmK16Nr columns, each kQgemmK16Nr int32 biases (bias - input_zero_point * sum_k B[k][n]),
+// kQgemmK16Nr float32 scales, then K rows (rounded up to a multiple of 8, zero rows) of
+// kQgemmK16Nr int16 weights; columns past N are zero. Same checks as pack_qgemm_weights.
+constexpr int kQgemmK16Nr = 8;
+std::size_t packed_qgemm_k16_panel_bytes(int k);
+std::size_t packed_qgemm_k16_bytes(int k, int n);
+void pack_qgemm_weights_k16(int k, int n, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                            std::int32_t input_zero_point, void* packed);
 
 // Depthwise 3x3 on uint8 NHWC: out[c] = requantise(bias[c] + sum over the taps inside the image
 // of (x - input_zero_point) * w[kh][kw][c]) with the per-channel scales (a tap in the padding adds
@@ -176,6 +185,17 @@ struct KernelTable {
   // product: 128, it multiplies int8 x int8): pack_qgemm_weights for this table with the input
   // zero point minus this offset, which gives it back through the bias. 0 elsewhere.
   int qgemm_input_offset = 0;
+  // Whether qgemm / qgemm_pairs read k-major int16 panels (pack_qgemm_weights_k16) instead of
+  // pack_qgemm_weights' int8 groups of 4 k.
+  bool qgemm_k16 = false;
 };
+
+// Packing for a table's qgemm / qgemm_pairs, whatever its layout and input offset: the bytes, the
+// stride between panels (of t.qgemm_nr columns), and the packing itself (input_zero_point: the
+// activations' real zero point).
+std::size_t qgemm_packed_bytes(const KernelTable& t, int k, int n);
+std::size_t qgemm_panel_stride(const KernelTable& t, int k);
+void qgemm_pack(const KernelTable& t, int k, int n, const std::int8_t* b, const std::int32_t* bias, const float* scale,
+                std::int32_t input_zero_point, void* packed);
 
 }  // namespace mbf

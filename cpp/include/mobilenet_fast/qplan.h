@@ -114,9 +114,10 @@ class QPlan {
   void gemm_split(int m, int n, int k, const std::uint8_t* a, const unsigned char* packed, std::uint8_t* c,
                   QuantOut q, bool pairs, std::int32_t offset, Buffers& buf, ThreadPool* pool);
   // Packs a GEMM layer (K x N), its weight offset folded into the bias (InputError where the
-  // accumulator could overflow int32); input_offset: the table's qgemm_input_offset.
-  static void pack_gemm_layer(const QLayerParams& p, int k, int n, int nr, std::int32_t input_zero_point,
-                              int input_offset, AlignedArray<unsigned char>& packed, const std::string& name);
+  // accumulator could overflow int32), for the table's qgemm (qgemm_pack).
+  static void pack_gemm_layer(const KernelTable& kernels, const QLayerParams& p, int k, int n,
+                              std::int32_t input_zero_point, AlignedArray<unsigned char>& packed,
+                              const std::string& name);
   // Whether B[K][N] may run on qgemm_pairs, counted in pair_layers_ / gemm_layers_.
   bool use_pairs(int k, int n, const std::int8_t* b);
 

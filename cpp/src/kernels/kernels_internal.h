@@ -95,15 +95,16 @@ gemm_kernel gemm_8x8_neon;
 constexpr int kGemmMrNeon = 4, kGemmNrNeon = 8;  // 16 q registers: 8 accumulators, 2 weights, 1 broadcast
 gemm_kernel gemm_4x8_neon32;
 #endif
-// int8 (kernels/neon/qkernels_neon.cpp, kernels/simd/qvec_neon.h): the widening GEMM (vmulq_s16 +
-// vpadalq_s16) over panels of 4 columns, the depthwise with vmlal_s16 (any int16 weights).
+// int8: the depthwise with vmlal_s16 (any int16 weights; kernels/neon/qkernels_neon.cpp) and the
+// widening GEMM on k-major int16 panels (pack_qgemm_weights_k16), smlal by element
+// (kernels/neon/qgemm_neon_k16.cpp).
 #if defined(__aarch64__)
-constexpr int kQgemmMrNeon = 8, kQgemmNrNeon = 4;
+constexpr int kQgemmMrNeonK16 = 8, kQgemmNrNeonK16 = kQgemmK16Nr;
 #else
-constexpr int kQgemmMrNeon = 4, kQgemmNrNeon = 4;
+constexpr int kQgemmMrNeonK16 = 4, kQgemmNrNeonK16 = kQgemmK16Nr;
 #endif
-qgemm_kernel qgemm_neon;
-qgemm_f32_kernel qgemm_neon_f32;
+qgemm_kernel qgemm_neon_k16;
+qgemm_f32_kernel qgemm_neon_k16_f32;
 qdwconv3x3_kernel qdwconv3x3_s1_neon_8c, qdwconv3x3_s2_neon_8c;
 #if defined(__aarch64__)
 // Dot product (sdot, +dotprod) and i8mm (usdot, +i8mm): 5 x 16 tiles, k in groups of 4.

@@ -42,10 +42,11 @@ KernelVariant qdw(const char* name, F f, const char* isa, int lanes, FeatureSet 
   return make(name, f, isa, 1, lanes, req, &KernelVariant::qdwconv3x3, fn);
 }
 KernelVariant qgemm(const char* name, const char* isa, int mr, int nr, FeatureSet req, qgemm_fn fn,
-                    qgemm_f32_fn fn_f32, F family = F::qgemm_u8s8, int input_offset = 0) {
+                    qgemm_f32_fn fn_f32, F family = F::qgemm_u8s8, int input_offset = 0, bool k16 = false) {
   KernelVariant v = make(name, family, isa, mr, nr, req, &KernelVariant::qgemm, fn);
   v.qgemm_f32 = fn_f32;
   v.qgemm_input_offset = input_offset;
+  v.qgemm_k16 = k16;
   return v;
 }
 
@@ -114,15 +115,18 @@ std::vector<KernelVariant> make_table() {
       gemm("gemm_4x8_neon32", "neon", kGemmMrNeon, kGemmNrNeon, kNeon, gemm_4x8_neon32),
 #endif
       pool("global_avg_pool_neon", "neon", 4, kNeon, global_avg_pool_neon),
-      // int8, widening (every NEON core: Cortex-A53/A72, armv7); its pairs entry is the same kernel
+      // int8, widening on k-major int16 panels (every NEON core: Cortex-A53/A72, armv7); its pairs
+      // entry is the same kernel
 #if defined(__aarch64__)
-      qgemm("qgemm_u8s8_8x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32),
-      qgemm("qgemm_u8s8_pairs_8x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32,
-            F::qgemm_u8s8_pairs),
+      qgemm("qgemm_u8s8_8x8k16_neon", "neon", kQgemmMrNeonK16, kQgemmNrNeonK16, kNeon, qgemm_neon_k16,
+            qgemm_neon_k16_f32, F::qgemm_u8s8, 0, true),
+      qgemm("qgemm_u8s8_pairs_8x8k16_neon", "neon", kQgemmMrNeonK16, kQgemmNrNeonK16, kNeon, qgemm_neon_k16,
+            qgemm_neon_k16_f32, F::qgemm_u8s8_pairs, 0, true),
 #else
-      qgemm("qgemm_u8s8_4x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32),
-      qgemm("qgemm_u8s8_pairs_4x4c4_neon", "neon", kQgemmMrNeon, kQgemmNrNeon, kNeon, qgemm_neon, qgemm_neon_f32,
-            F::qgemm_u8s8_pairs),
+      qgemm("qgemm_u8s8_4x8k16_neon", "neon", kQgemmMrNeonK16, kQgemmNrNeonK16, kNeon, qgemm_neon_k16,
+            qgemm_neon_k16_f32, F::qgemm_u8s8, 0, true),
+      qgemm("qgemm_u8s8_pairs_4x8k16_neon", "neon", kQgemmMrNeonK16, kQgemmNrNeonK16, kNeon, qgemm_neon_k16,
+            qgemm_neon_k16_f32, F::qgemm_u8s8_pairs, 0, true),
 #endif
       qdw("qdwconv3x3_s1_neon_8c", F::qdwconv3x3_s1, "neon", 8, kNeon, qdwconv3x3_s1_neon_8c),
       qdw("qdwconv3x3_s2_neon_8c", F::qdwconv3x3_s2, "neon", 8, kNeon, qdwconv3x3_s2_neon_8c),

@@ -206,9 +206,9 @@ void bind_ops(py::module_& m) {
         const auto zin = static_cast<std::int32_t>(int_arg(input_zero_point, "input_zero_point", 0, 255));
         const mbf::QuantOut q = quant_out(output_zero_point, clamp);
         const mbf::KernelTable& k = kernels_for(isa);
-        std::vector<unsigned char> packed(mbf::packed_qgemm_bytes(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr));
-        mbf::pack_qgemm_weights(static_cast<int>(kk), static_cast<int>(n), k.qgemm_nr, w.data(), bias.data(), s.data(),
-                                zin - k.qgemm_input_offset, packed.data());  // InputError for a bad scale or an int32 overflow
+        std::vector<unsigned char> packed(mbf::qgemm_packed_bytes(k, static_cast<int>(kk), static_cast<int>(n)));
+        mbf::qgemm_pack(k, static_cast<int>(kk), static_cast<int>(n), w.data(), bias.data(), s.data(), zin,
+                        packed.data());  // InputError for a bad scale or an int32 overflow
         const bool fit = mbf::qgemm_pairs_fit(static_cast<int>(kk), static_cast<int>(n), w.data());
         if (kernel == "pairs" && !fit)
           throw InputError("kernel='pairs' needs pair-limited weights (|w[2j][n]| + |w[2j+1][n]| <= " +

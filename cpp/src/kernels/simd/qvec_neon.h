@@ -1,12 +1,11 @@
 // The int8 vector layers for NEON, for the shared int8 GEMM (kernels/int8/qgemm.h) and depthwise
 // (kernels/int8/qdwconv3x3.h) kernels. Included only by the NEON translation units.
 //
-// QVecNeon (aarch64 and armv7, no extension): the widening path. GEMM: a k group of 4 columns x 4
-// k (16 bytes) widened to two int16x8, the row's 4 activations widened and duplicated; vmulq_s16
-// (exact: |x| <= 255, |w| <= 128) and vpadalq_s16 add pairs of products to int32 lanes, two per
-// column, reduced with pairwise adds at the store. Depthwise: inputs widened to int16 minus the zero
-// point, multiplied and widened by vmlal_s16 (exact for any int16 weights, so it also serves the
-// zero-pointed weights of legacy uint8 files: KernelTable::qdwconv3x3_wide_*).
+// QVecNeon (aarch64 and armv7, no extension): the requantisation every NEON int8 kernel shares
+// (the widening GEMM, kernels/neon/qgemm_neon_k16.cpp, uses it too) and the depthwise operations:
+// inputs widened to int16 minus the zero point, multiplied and widened by vmlal_s16 (exact for any
+// int16 weights, so it also serves the zero-pointed weights of legacy uint8 files:
+// KernelTable::qdwconv3x3_wide_*).
 //
 // QVecNeonDot (aarch64 + dot product, Armv8.2 ASIMDDP: Cortex-A55/A76, Neoverse N1): sdot of the
 // activations as int8 (x - 128, an exclusive-or of the top bit) with the int8 weights, four k per
@@ -75,55 +74,6 @@ struct QVecNeon {
     float t[4];
     vst1q_f32(t, y);
     for (int j = 0; j < n; ++j) c[j] = t[j];
-  }
-
-  // ---- GEMM (widening)
-  static constexpr int kCols = 4;
-  static constexpr int kChunks = 1;
-#if defined(__aarch64__)
-  static constexpr int kMr = 8;  // 16 accumulators + 2 weights + 1 activation + 1 product of 32 q
-#else
-  static constexpr int kMr = 4;  // 8 accumulators + 2 weights + 1 activation + 1 product of 16 q
-#endif
-  struct Acc {
-    int32x4_t lo, hi;  // columns 0-1 / 2-3, two partial sums each (k 0-1, k 2-3)
-  };
-  struct W {
-    int16x8_t lo, hi;  // columns 0-1 / 2-3, 4 k each
-  };
-  using A = int16x8_t;  // the row's 4 activations, twice
-  // The bias is added at the store, after the pairwise reduction.
-  static MBF_INLINE Acc init(const std::int32_t*) { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
-  static MBF_INLINE W load_w(const std::int8_t* p) {
-    const int8x16_t b = vld1q_s8(p);
-    return {vmovl_s8(vget_low_s8(b)), vmovl_s8(vget_high_s8(b))};
-  }
-  static MBF_INLINE A broadcast_a(const std::uint8_t* p) {
-    std::uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    const uint8x8_t b = vreinterpret_u8_u32(vdup_n_u32(v));  // a0..a3 a0..a3
-    return vreinterpretq_s16_u16(vmovl_u8(b));
-  }
-  static MBF_INLINE Acc dot(Acc acc, A a, W w) {
-    return {vpadalq_s16(acc.lo, vmulq_s16(a, w.lo)), vpadalq_s16(acc.hi, vmulq_s16(a, w.hi))};
-  }
-  // The 4 column sums plus the bias and the row's add.
-  static MBF_INLINE int32x4_t reduce(Acc acc, const std::int32_t* bias, std::int32_t add) {
-#if defined(__aarch64__)
-    const int32x4_t sum = vpaddq_s32(acc.lo, acc.hi);
-#else
-    const int32x4_t sum = vcombine_s32(vpadd_s32(vget_low_s32(acc.lo), vget_high_s32(acc.lo)),
-                                       vpadd_s32(vget_low_s32(acc.hi), vget_high_s32(acc.hi)));
-#endif
-    return vaddq_s32(vaddq_s32(sum, vld1q_s32(bias)), vdupq_n_s32(add));
-  }
-  static MBF_INLINE void store(std::uint8_t* c, Acc acc, const std::int32_t* bias, const float* scale,
-                               const Params& q, int cols, std::int32_t add) {
-    store_bytes4(c, requant(reduce(acc, bias, add), vld1q_f32(scale), q), cols);
-  }
-  static MBF_INLINE void store_f32(float* c, Acc acc, const std::int32_t* bias, const float* scale, int cols,
-                                   std::int32_t add) {
-    store_f32x4(c, vmulq_f32(vcvtq_f32_s32(reduce(acc, bias, add)), vld1q_f32(scale)), cols);
   }
 
   // ---- depthwise: 8 channels per block
