@@ -45,6 +45,11 @@ if ! "$PY" -c "import mobilenet_fast" >/dev/null 2>&1; then
   echo "arm-tests: mobilenet_fast is not importable by $PY; pip install ."
   "$PY" -m pip install --quiet .
 fi
+# The legacy uint8 test file (.tflite) of the int8 network check is read with the tflite extra.
+if ! "$PY" -c "import tflite" >/dev/null 2>&1; then
+  echo "arm-tests: the tflite package (mobilenet-fast[tflite]) is missing for $PY; pip install tflite"
+  "$PY" -m pip install --quiet "tflite>=2.18"
+fi
 mkdir -p "$BUILD"
 NET_BIN="$BUILD/net_check.bin"
 "$PY" scripts/export_net_check.py "$NET_BIN"
