@@ -216,6 +216,10 @@ KernelTable build_table(const IsaLevel& level) {
   }
 #endif
 #if defined(MBF_HAVE_X86_KERNELS)
+  if (allows(level.features, kAvx2 | kFma)) {
+    t.qdwconv3x3_wide_s1 = qdwconv3x3_wide_s1_avx2_8c;
+    t.qdwconv3x3_wide_s2 = qdwconv3x3_wide_s2_avx2_8c;
+  }
   if (allows(level.features, kAvx512F | kAvx512BW | kAvx512VL)) {
     t.qdwconv3x3_wide_s1 = qdwconv3x3_wide_s1_avx512_16c;
     t.qdwconv3x3_wide_s2 = qdwconv3x3_wide_s2_avx512_16c;

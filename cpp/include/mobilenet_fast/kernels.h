@@ -177,8 +177,8 @@ struct KernelTable {
   // Name of the variant behind each entry, indexed by KernelFamily (e.g. "gemm_14x32_avx512").
   const char* variant[kKernelFamilies];
   // Depthwise 3x3 for int16 weights in -255..255 (packed by the int16 pack_qdwconv3x3_weights: a
-  // layer whose weights had a zero point), stride 1 / 2: AVX-512's int32-lane kernel on the
-  // AVX-512 levels, else the scalar one (the other SIMD kernels multiply in int16).
+  // layer whose weights had a zero point), stride 1 / 2: int32-lane kernels on the AVX2 and AVX-512
+  // levels, NEON's vmlal_s16 one, else the scalar one (the other SIMD kernels multiply in int16).
   qdwconv3x3_fn qdwconv3x3_wide_s1 = nullptr;
   qdwconv3x3_fn qdwconv3x3_wide_s2 = nullptr;
   // What qgemm / qgemm_pairs subtract from every activation before multiplying (NEON dot

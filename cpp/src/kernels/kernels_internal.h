@@ -77,7 +77,8 @@ qgemm_f32_kernel qgemm_6x8c4_avx2_f32, qgemm_14x32c4_avx512vnni_f32;
 // <= 255 * 128 fits) summed in int32; AVX2 (avx2/qdwconv3x3_avx2_16c.cpp) with vpmaddwd on
 // interleaved pairs of taps.
 qdwconv3x3_kernel qdwconv3x3_s1_avx2_16c, qdwconv3x3_s2_avx2_16c, qdwconv3x3_s1_avx512_16c, qdwconv3x3_s2_avx512_16c;
-// int16 weights in -255..255 (KernelTable::qdwconv3x3_wide_s1/_s2 of the AVX-512 levels).
+// int16 weights in -255..255 (KernelTable::qdwconv3x3_wide_s1/_s2 of the AVX2 and AVX-512 levels).
+qdwconv3x3_kernel qdwconv3x3_wide_s1_avx2_8c, qdwconv3x3_wide_s2_avx2_8c;
 qdwconv3x3_kernel qdwconv3x3_wide_s1_avx512_16c, qdwconv3x3_wide_s2_avx512_16c;
 // int8 depthwise 3x3 on AVX-512 VNNI (avx512vnni/qdwconv3x3_avx512vnni.cpp): the three kernel rows of a
 // column in one vpdpbusd on raw uint8 inputs (the bias absorbs the input zero point).
