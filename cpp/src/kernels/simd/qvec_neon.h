@@ -115,7 +115,13 @@ struct QVecNeon {
     return {vld1q_s32(t), vld1q_s32(t + 4)};
   }
   static MBF_INLINE DwAcc dw_madd(DwAcc acc, DwX x, DwX w) {
+#if defined(__aarch64__)
+    // smlal2 on the high halves directly: vmlal_s16 of vget_high_s16 made GCC 12 move every high
+    // half out first (a dup per tap; llvm-mca: A72 51% -> see bench/README.md)
+    return {vmlal_s16(acc.lo, vget_low_s16(x), vget_low_s16(w)), vmlal_high_s16(acc.hi, x, w)};
+#else
     return {vmlal_s16(acc.lo, vget_low_s16(x), vget_low_s16(w)), vmlal_s16(acc.hi, vget_high_s16(x), vget_high_s16(w))};
+#endif
   }
   static MBF_INLINE void dw_store(std::uint8_t* o, DwAcc acc, const float* scale, const Params& q, DwMask m) {
     float s[8] = {1, 1, 1, 1, 1, 1, 1, 1};
