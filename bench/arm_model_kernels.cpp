@@ -14,24 +14,41 @@
 
 namespace mbf {
 
+namespace {
+
+// The kernels' own channel-block loops over one row of interior blocks.
+template <int S>
+MBF_INLINE void dw_f32(const float* const rows[3], Index C, const float* w, const float* bias, float* o, int blocks) {
+  const VecNeon::Vec lo = VecNeon::set1(0.0f), hi = VecNeon::set1(6.0f);
+  for (int c0 = 0; c0 < 4 * blocks; c0 += 4) {
+    const float* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
+    dw_block<VecNeon, S, VecNeon::kDwPixels, false>(r, true, true, false, false, 0, C, w + c0, bias + c0, lo, hi,
+                                                    VecNeon::mask_all(), o + c0);
+  }
+}
+
+template <int S>
+MBF_INLINE void qdw(const std::uint8_t* const rows[3], Index C, const std::int16_t* w, const std::int32_t* bias,
+                    const float* scale, std::uint8_t* o, int blocks) {
+  const QVecNeon::Params q = QVecNeon::params(QuantOut{0, 0, 255});
+  const QVecNeon::DwX zx = QVecNeon::dw_set_zx(3);
+  for (int c0 = 0; c0 < 8 * blocks; c0 += 8) {
+    const std::uint8_t* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
+    qdw_block<QVecNeon, S, QVecNeon::kDwPixels>(r, true, true, false, false, 0, C, w + c0, bias + c0, scale + c0, zx,
+                                                q, QVecNeon::kDwLanes, o + c0);
+  }
+}
+
+}  // namespace
+
 extern "C" {
 
 // fp32 depthwise, stride 1 and 2: kDwPixels output pixels x 4 channels per block.
 void mca_dw_f32_s1(const float* const rows[3], Index C, const float* w, const float* bias, float* o, int blocks) {
-  const VecNeon::Vec lo = VecNeon::set1(0.0f), hi = VecNeon::set1(6.0f);
-  for (int c0 = 0; c0 < 4 * blocks; c0 += 4) {
-    const float* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
-    dw_block<VecNeon, 1, VecNeon::kDwPixels, false>(r, true, true, false, false, 0, C, w + c0, bias + c0, lo, hi,
-                                                    VecNeon::mask_all(), o + c0);
-  }
+  dw_f32<1>(rows, C, w, bias, o, blocks);
 }
 void mca_dw_f32_s2(const float* const rows[3], Index C, const float* w, const float* bias, float* o, int blocks) {
-  const VecNeon::Vec lo = VecNeon::set1(0.0f), hi = VecNeon::set1(6.0f);
-  for (int c0 = 0; c0 < 4 * blocks; c0 += 4) {
-    const float* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
-    dw_block<VecNeon, 2, VecNeon::kDwPixels, false>(r, true, true, false, false, 0, C, w + c0, bias + c0, lo, hi,
-                                                    VecNeon::mask_all(), o + c0);
-  }
+  dw_f32<2>(rows, C, w, bias, o, blocks);
 }
 
 // fp32 stem: kStemPixels pixels x kStemVectors vectors of output channels, the 27 taps.
@@ -46,23 +63,11 @@ void mca_stem_f32(const Conv2dGeom& g, const float* const rows[3], const float* 
 // int8 depthwise, stride 1 and 2: kDwPixels output pixels x 8 channels per block.
 void mca_qdw_s1(const std::uint8_t* const rows[3], Index C, const std::int16_t* w, const std::int32_t* bias,
                 const float* scale, std::uint8_t* o, int blocks) {
-  const QVecNeon::Params q = QVecNeon::params(QuantOut{0, 0, 255});
-  const QVecNeon::DwX zx = QVecNeon::dw_set_zx(3);
-  for (int c0 = 0; c0 < 8 * blocks; c0 += 8) {
-    const std::uint8_t* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
-    qdw_block<QVecNeon, 1, QVecNeon::kDwPixels>(r, true, true, false, false, 0, C, w + c0, bias + c0, scale + c0, zx,
-                                                q, QVecNeon::kDwLanes, o + c0);
-  }
+  qdw<1>(rows, C, w, bias, scale, o, blocks);
 }
 void mca_qdw_s2(const std::uint8_t* const rows[3], Index C, const std::int16_t* w, const std::int32_t* bias,
                 const float* scale, std::uint8_t* o, int blocks) {
-  const QVecNeon::Params q = QVecNeon::params(QuantOut{0, 0, 255});
-  const QVecNeon::DwX zx = QVecNeon::dw_set_zx(3);
-  for (int c0 = 0; c0 < 8 * blocks; c0 += 8) {
-    const std::uint8_t* r[3] = {rows[0] + c0, rows[1] + c0, rows[2] + c0};
-    qdw_block<QVecNeon, 2, QVecNeon::kDwPixels>(r, true, true, false, false, 0, C, w + c0, bias + c0, scale + c0, zx,
-                                                q, QVecNeon::kDwLanes, o + c0);
-  }
+  qdw<2>(rows, C, w, bias, scale, o, blocks);
 }
 
 }  // extern "C"

@@ -83,7 +83,6 @@ bool quantize_input(const float* x, std::size_t n, float scale, std::int32_t zer
   return true;
 }
 
-
 }  // namespace
 
 QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
@@ -163,8 +162,6 @@ QPlan::QPlan(const QPlanSpec& spec, const KernelTable& kernels, int threads)
   if (num_classes_ < 0) throw InputError("num_classes must be >= 0");
   if (num_classes_ > 0) {
     check_layer(spec.fc, static_cast<std::size_t>(c) * num_classes_, num_classes_, "classifier");
-    if (spec.fc.weight_offset < -128 || spec.fc.weight_offset > 128)
-      throw InputError("classifier: weight offset must be in -128..128");
     pack_gemm_layer(kernels_, spec.fc, c, num_classes_, pool_out_zp_, fc_packed_, "classifier");
     fc_offset_ = spec.fc.weight_offset;
     fc_pairs_ = use_pairs(c, num_classes_, spec.fc.weights.data());
@@ -204,15 +201,11 @@ void QPlan::pack_gemm_layer(const KernelTable& kernels, const QLayerParams& p, i
                             const std::string& name) {
   packed.reset(qgemm_packed_bytes(kernels, k, n));
   const std::int64_t d = p.weight_offset;
-  if (d == 0) {
-    qgemm_pack(kernels, k, n, p.weights.data(), p.bias.data(), p.multiplier.data(), input_zero_point, packed.data());
-    return;
-  }
-  // The weights are w + d: the bias absorbs -zp x K x d (pack_qgemm_weights subtracts zp x sum w),
-  // and each row adds d x its sum of codes at run time. Every partial sum the kernels form
-  // (bias, + the products of w, + the row's d x sum) must stay inside int32 for any input.
-  std::vector<std::int32_t> bias(static_cast<std::size_t>(n));
-  for (int j = 0; j < n; ++j) {
+  // With an offset the weights are w + d: the bias absorbs -zp x K x d (the packing subtracts
+  // zp x sum w), and each row adds d x its sum of codes at run time. Every partial sum the kernels
+  // form (bias, + the products of w, + the row's d x sum) must stay inside int32 for any input.
+  std::vector<std::int32_t> bias(p.bias);
+  for (int j = 0; j < n && d != 0; ++j) {
     std::int64_t wsum = 0, wabs = 0;
     for (int p2 = 0; p2 < k; ++p2) {
       const std::int64_t w = p.weights[static_cast<std::size_t>(p2) * n + j];

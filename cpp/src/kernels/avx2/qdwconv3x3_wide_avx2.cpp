@@ -11,6 +11,14 @@
 namespace mbf {
 namespace {
 
+// The first m (< 8) values at p, zero-padded to 16 bytes (AVX2 has no byte- or word-masked loads).
+template <class T>
+MBF_INLINE __m128i load_first(const T* p, int m) {
+  alignas(16) T t[16 / sizeof(T)] = {};
+  for (int j = 0; j < m; ++j) t[j] = p[j];
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+}
+
 struct QVecAvx2Wide : QVecAvx2 {
   static constexpr int kDwLanes = 8;
   static constexpr int kDwPixels = 8;  // 8 accumulators + 3 weights + 3 streamed inputs of 16 ymm
@@ -21,25 +29,11 @@ struct QVecAvx2Wide : QVecAvx2 {
   static MBF_INLINE DwX dw_zero_x() { return _mm256_setzero_si256(); }
   static MBF_INLINE DwX dw_set_zx(std::int32_t zx) { return _mm256_set1_epi32(zx); }
   static MBF_INLINE DwX dw_load_x(const std::uint8_t* p, DwMask m, DwX zx) {
-    __m128i b;
-    if (m >= kDwLanes) {
-      b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    } else {
-      alignas(16) std::uint8_t t[16] = {};
-      for (int j = 0; j < m; ++j) t[j] = p[j];
-      b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
-    }
+    const __m128i b = m >= kDwLanes ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)) : load_first(p, m);
     return _mm256_sub_epi32(_mm256_cvtepu8_epi32(b), zx);
   }
   static MBF_INLINE DwX dw_load_w(const std::int16_t* p, DwMask m) {
-    __m128i v;
-    if (m >= kDwLanes) {
-      v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    } else {
-      alignas(16) std::int16_t t[8] = {};
-      for (int j = 0; j < m; ++j) t[j] = p[j];
-      v = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
-    }
+    const __m128i v = m >= kDwLanes ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)) : load_first(p, m);
     return _mm256_cvtepu16_epi32(v);
   }
   static MBF_INLINE DwAcc dw_load_bias(const std::int32_t* p, DwMask m) {
