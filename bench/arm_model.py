@@ -68,7 +68,9 @@ KERNELS: Dict[str, Tuple[str, str, str, str]] = {
         "cpp/src/kernels/neon/qgemm_neon_k16.cpp", "", r"tileILi8ELb0E", "int8w"),
     "int8 depthwise s1 (vmlal)": (HARNESS, "", r"^mca_qdw_s1$", "int8w"),
     "int8 depthwise s2 (vmlal)": (HARNESS, "", r"^mca_qdw_s2$", "int8w"),
-    "int8 GEMM sdot 5x16 (pointwise, stem, classifier)": (
+    "int8 GEMM sdot 4x16 pipelined (pointwise, stem, classifier)": (
+        "cpp/src/kernels/neon/qgemm_neon_dotprod.cpp", "-march=armv8.2-a+dotprod", r"dot_chunks_4x16", "int8dot"),
+    "int8 GEMM 5x16 broadcast sdot (k > 4096; the i8mm level's loop)": (
         "cpp/src/kernels/neon/qgemm_neon_dotprod.cpp", "-march=armv8.2-a+dotprod",
         r"qgemm_tile.*QVecNeonDotELi5ENS0_9QgemmToU8", "int8dot"),
 }

@@ -144,7 +144,7 @@ void pack_qgemm_weights_k16(int k, int n, const std::int8_t* b, const std::int32
 }
 
 std::size_t qgemm_packed_bytes(const KernelTable& t, int k, int n) {
-  return t.qgemm_k16 ? packed_qgemm_k16_bytes(k, n) : packed_qgemm_bytes(k, n, t.qgemm_nr);
+  return (t.qgemm_k16 ? packed_qgemm_k16_bytes(k, n) : packed_qgemm_bytes(k, n, t.qgemm_nr)) + kQgemmPackSlack;
 }
 
 std::size_t qgemm_panel_stride(const KernelTable& t, int k) {
@@ -157,6 +157,8 @@ void qgemm_pack(const KernelTable& t, int k, int n, const std::int8_t* b, const 
     pack_qgemm_weights_k16(k, n, b, bias, scale, input_zero_point - t.qgemm_input_offset, packed);
   else
     pack_qgemm_weights(k, n, t.qgemm_nr, b, bias, scale, input_zero_point - t.qgemm_input_offset, packed);
+  const std::size_t bytes = qgemm_packed_bytes(t, k, n);
+  std::memset(static_cast<unsigned char*>(packed) + bytes - kQgemmPackSlack, 0, kQgemmPackSlack);
 }
 
 bool qgemm_pairs_fit(int k, int n, const std::int8_t* b) {

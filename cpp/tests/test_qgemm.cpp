@@ -168,6 +168,17 @@ TEST_P(Qgemm, Remainders) {
       }
 }
 
+// Long k: odd and even numbers of 16-k chunks (the pipelined dot-product kernel runs its k loop two
+// chunks per iteration and reads one chunk ahead), with a k group tail, and k past 4096 (where it
+// hands over to the shared kernel).
+TEST_P(Qgemm, LongK) {
+  const mbf::KernelTable& t = table(isa());
+  std::uint32_t seed = 80;
+  for (int k : {48, 64, 80, 83, 4095, 4100})
+    for (int m : {1, mr() + 1})
+      check({m, t.qgemm_nr + 3, k, k + 1, t.qgemm_nr + 3, 9, {128, 0, 255}, true}, seed++);
+}
+
 // Rounding: weights in -1..1 and a scale of 1/8 put about one output in eight exactly halfway
 // between two integers, where round-to-nearest-even differs from rounding half away from zero.
 TEST_P(Qgemm, TiesRoundToEven) {

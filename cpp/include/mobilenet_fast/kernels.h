@@ -192,7 +192,9 @@ struct KernelTable {
 
 // Packing for a table's qgemm / qgemm_pairs, whatever its layout and input offset: the bytes, the
 // stride between panels (of t.qgemm_nr columns), and the packing itself (input_zero_point: the
-// activations' real zero point).
+// activations' real zero point). The bytes include kQgemmPackSlack zeroed bytes after the last
+// panel: the pipelined dot-product kernel loads one k group past a panel's last full chunk.
+constexpr std::size_t kQgemmPackSlack = 64;
 std::size_t qgemm_packed_bytes(const KernelTable& t, int k, int n);
 std::size_t qgemm_panel_stride(const KernelTable& t, int k);
 void qgemm_pack(const KernelTable& t, int k, int n, const std::int8_t* b, const std::int32_t* bias, const float* scale,

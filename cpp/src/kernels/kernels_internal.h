@@ -112,6 +112,11 @@ qdwconv3x3_kernel qdwconv3x3_s1_neon_8c, qdwconv3x3_s2_neon_8c;
 constexpr int kQgemmMrNeonDot = 5, kQgemmNrNeonDot = 16;
 qgemm_kernel qgemm_neon_dotprod, qgemm_neon_i8mm;
 qgemm_f32_kernel qgemm_neon_dotprod_f32, qgemm_neon_i8mm_f32;
+// Dot product, 4 x 16 tiles with a hand-scheduled k loop (in-order cores: Cortex-A55); the same
+// panels and input offset as qgemm_neon_dotprod, which it calls for k > 4096.
+constexpr int kQgemmMrNeonDotPipelined = 4;
+qgemm_kernel qgemm_neon_dotprod_pipelined;
+qgemm_f32_kernel qgemm_neon_dotprod_pipelined_f32;
 #endif
 #endif
 

@@ -131,11 +131,13 @@ std::vector<KernelVariant> make_table() {
       qdw("qdwconv3x3_s1_neon_8c", F::qdwconv3x3_s1, "neon", 8, kNeon, qdwconv3x3_s1_neon_8c),
       qdw("qdwconv3x3_s2_neon_8c", F::qdwconv3x3_s2, "neon", 8, kNeon, qdwconv3x3_s2_neon_8c),
 #if defined(__aarch64__)
-      // ---- dot product (Armv8.2 ASIMDDP): sdot on x - 128 (input offset 128)
-      qgemm("qgemm_u8s8_5x16c4_neon_dotprod", "neon_dotprod", kQgemmMrNeonDot, kQgemmNrNeonDot, kNeon | kDotProd,
-            qgemm_neon_dotprod, qgemm_neon_dotprod_f32, F::qgemm_u8s8, 128),
-      qgemm("qgemm_u8s8_pairs_5x16c4_neon_dotprod", "neon_dotprod", kQgemmMrNeonDot, kQgemmNrNeonDot,
-            kNeon | kDotProd, qgemm_neon_dotprod, qgemm_neon_dotprod_f32, F::qgemm_u8s8_pairs, 128),
+      // ---- dot product (Armv8.2 ASIMDDP): sdot on x - 128 (input offset 128), 4 x 16 tiles whose k loop
+      // is hand-scheduled (qgemm_neon_dotprod, the 5 x 16 template kernel, serves its k > 4096)
+      qgemm("qgemm_u8s8_4x16c4_neon_dotprod_pipelined", "neon_dotprod", kQgemmMrNeonDotPipelined, kQgemmNrNeonDot,
+            kNeon | kDotProd, qgemm_neon_dotprod_pipelined, qgemm_neon_dotprod_pipelined_f32, F::qgemm_u8s8, 128),
+      qgemm("qgemm_u8s8_pairs_4x16c4_neon_dotprod_pipelined", "neon_dotprod", kQgemmMrNeonDotPipelined,
+            kQgemmNrNeonDot, kNeon | kDotProd, qgemm_neon_dotprod_pipelined, qgemm_neon_dotprod_pipelined_f32,
+            F::qgemm_u8s8_pairs, 128),
       // ---- i8mm (Armv8.6): usdot, uint8 x int8 directly
       qgemm("qgemm_u8s8_5x16c4_neon_i8mm", "neon_i8mm", kQgemmMrNeonDot, kQgemmNrNeonDot, kNeon | kDotProd | kI8mm,
             qgemm_neon_i8mm, qgemm_neon_i8mm_f32),

@@ -146,9 +146,10 @@ struct QVecNeon {
 // sdot: 4 columns per accumulator, 4 chunks (NR = 16), the activations shifted into int8.
 // MR = 5: 20 accumulators + 4 weights + the broadcasts of 32 q. MR = 6 spilled two accumulators in
 // the k loop; the llvm-mca model (bench/arm_model.py) gives 5 rows 43% of the Cortex-A55's sdot
-// peak (6 rows: 38%) and 100% of the A76's (92%). sdot by lane (16 activations of a row loaded
-// once for 4 k groups) measured worse in both models (29% / 74%: two more live vectors spill, and
-// the N1 model issues an indexed sdot as two micro-ops).
+// peak (6 rows: 38%) and 100% of the A76's (92%). Compiled from this template, sdot by lane
+// measured worse in both models (29% / 74%: two more live vectors spill); written by hand and
+// software-pipelined it reaches 88% / 100% (qgemm_neon_dotprod_pipelined, the level's GEMM; this
+// one serves k > 4096 there, and the i8mm level).
 struct QVecNeonDot : QVecNeon {
   static constexpr int kCols = 4;
   static constexpr int kChunks = 4;
