@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import io
 import json
 import os
@@ -208,12 +207,23 @@ def build_parser() -> argparse.ArgumentParser:
               1  some images failed, or the weights could not be loaded
               2  usage error (bad option), or no images found in the given directories
 
+            On a Ray cluster (pip install 'mobilenet-fast[ray]'), --ray --output FILE.parquet runs
+            on the cluster in RAY_ADDRESS (or --ray-address), else on a local one started for the
+            run. One row per image: image (the path), labels, indices, probabilities (lists, most
+            likely first) and error (null, or why it failed); --features writes the pooled
+            features instead. A PATH may also be a glob, a .parquet of image bytes (columns path
+            and bytes or image) or a URI Ray reads (s3://..., gs://...). --threads is each Ray
+            actor's CPUs and threads (default 1), --actors how many (default: the cluster's CPUs /
+            --threads).
+
             Examples:
               mobilenet-fast classify examples/chelsea.png examples/coffee.png
               mobilenet-fast classify ~/photos --top 1 --csv > predictions.csv
               mobilenet-fast classify shots/ extra.jpg --json --batch 32 --threads 4
               mobilenet-fast classify cat.jpg --weights mobilenet_v1_0.5_160.h5 --labels names.txt
               mobilenet-fast classify photos/ --precision int8       # the shipped int8 model
+              mobilenet-fast classify --ray photos/ --output predictions.parquet
+              mobilenet-fast classify --ray s3://bucket/shots/ --output emb.parquet --features
         """),
     )
     c.add_argument("images", nargs="+", metavar="PATH",
@@ -233,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--isa", metavar="ISA", help=_ISA_HELP)
     c.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T", help=_THREADS_HELP)
     _add_progress_options(c, " and there is more than one image")
+    r = c.add_argument_group("Ray cluster (the [ray] extra)")
+    r.add_argument("--ray", action="store_true",
+                   help="run on a Ray cluster (RAY_ADDRESS, --ray-address, else a local one for this run); "
+                        "needs --output")
+    r.add_argument("--ray-address", metavar="ADDRESS", help="the Ray cluster to run on (implies --ray; default: RAY_ADDRESS, else a local one for the run)")
+    r.add_argument("--output", "-o", metavar="FILE", help="with --ray: the Parquet file to write (no default: required)")
+    r.add_argument("--features", action="store_true",
+                   help="with --ray: write each image's pooled features (an embedding) instead of classes")
+    r.add_argument("--actors", type=_positive_int, default=None, metavar="N",
+                   help="with --ray: how many actors (default: the cluster's CPUs / --threads)")
 
     # ---------------------------------------------------------------------------------- info
     i = sub.add_parser(
@@ -534,23 +554,6 @@ def find_images(paths: Sequence[str], on_error: Optional[Callable[[str, str], No
     return images, empty
 
 
-def _failure_reason(path: str, e: BaseException) -> str:
-    """The reason of a failed image, without repeating its path (the caller prints it first)."""
-    if isinstance(e, FileNotFoundError):
-        return "no such file or directory"
-    if isinstance(e, IsADirectoryError):
-        return "is a directory"
-    try:
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            return "empty file, not an image"
-    except OSError:
-        pass
-    msg = str(e)
-    if msg.startswith(f"{path}: "):
-        msg = msg[len(path) + 2:]
-    return msg.replace(f" {path!r}", "") or type(e).__name__  # Pillow: "cannot identify image file 'p'"
-
-
 def _top_entries(row: Any, k: int, label: Callable[[int], str]) -> List[Dict[str, Any]]:
     """The ``k`` most likely classes of one probability row, most likely first (ties: lower index)."""
     import numpy as np
@@ -582,21 +585,27 @@ def _format_csv(entries: List[Dict[str, Any]], header: bool) -> str:
     return buf.getvalue()
 
 
-def _decode(model: Any, path: str) -> Tuple[Any, Optional[str]]:
-    """``(model.preprocess(path), None)``, or ``(None, reason)`` when the image cannot be read."""
-    from .errors import MobileNetFastError
-
-    try:
-        return model.preprocess(path), None
-    except (MobileNetFastError, OSError) as e:
-        return None, _failure_reason(path, e)
-    except Exception as e:  # noqa: BLE001 - one odd file must not end a run over thousands
-        return None, f"unexpected error while reading it ({type(e).__name__}: {e})"
-
-
 def _cmd_classify(args: argparse.Namespace) -> int:
     from .errors import InputError
 
+    if args.ray_address:
+        args.ray = True
+    ray_only = [o for o, v in (("--output", args.output), ("--features", args.features), ("--actors", args.actors))
+                if v]
+    if not args.ray and ray_only:
+        print(f"mobilenet-fast classify: error: {', '.join(ray_only)} only with --ray", file=sys.stderr)
+        return EXIT_USAGE
+    if args.ray:
+        if not args.output:
+            print("mobilenet-fast classify: error: --ray needs --output FILE.parquet", file=sys.stderr)
+            return EXIT_USAGE
+        if args.json or args.csv:
+            print("mobilenet-fast classify: error: --ray writes Parquet (--output), not --json / --csv",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        from .ray_cli import classify_on_ray
+
+        return classify_on_ray(args)
     failed = 0
 
     def listing_failed(path: str, reason: str) -> None:  # a directory we could not list: a failure too
@@ -646,7 +655,11 @@ def _classify_images(args: argparse.Namespace, model: Any, images: List[str],
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mobilenet-fast-decode")
-    decode = functools.partial(_decode, model)
+    from .preprocess import try_preprocess
+
+    def decode(path: str) -> Tuple[Any, Optional[str]]:
+        return try_preprocess(model.preprocess, path, path)
+
     bar = _progress_bar(len(images), "classifying", _show_progress(args.progress, len(images)), unit="image")
     try:
         for start in range(0, len(images), args.batch):
@@ -892,12 +905,13 @@ def _decode_all(model: Any, paths: List[str], what: str, progress: bool) -> Tupl
     import numpy as np
 
     from .errors import InputError
+    from .preprocess import try_preprocess
 
     good, kept = [], []
     bar = _progress_bar(len(paths), f"reading {what} images", progress, unit="image")
     try:
         for path in paths:
-            x, reason = _decode(model, path)
+            x, reason = try_preprocess(model.preprocess, path, path)
             if x is None:
                 bar.write(f"mobilenet-fast: {path}: {reason}\n", sys.stderr)
             else:

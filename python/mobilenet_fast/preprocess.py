@@ -26,8 +26,10 @@ How pixels become 8-bit RGB (:func:`load_image`):
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any, Optional, Sequence, Tuple, Union
+import re
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -68,11 +70,13 @@ def _check_pixels(width: int, height: int, where: str, limit: int) -> None:
 
 
 def load_image(image: ImageLike, *, max_pixels: Optional[int] = None) -> "np.ndarray":
-    """Decode ``image`` (a path, a PIL image, or a uint8/uint16 array) to uint8 RGB ``HxWx3``.
+    """Decode ``image`` (a path, an encoded file's bytes, a PIL image, or a uint8/uint16 array) to
+    uint8 RGB ``HxWx3``.
 
     See the module docstring for the modes and array shapes accepted and how they are converted.
-    Files and PIL images of more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`) are
-    refused with :class:`ImageReadError` before they are decoded.
+    Bytes are decoded exactly as the same file read from a path. Files, bytes and PIL images of
+    more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`) are refused with
+    :class:`ImageReadError` before they are decoded.
     """
     from PIL import Image
 
@@ -81,6 +85,8 @@ def load_image(image: ImageLike, *, max_pixels: Optional[int] = None) -> "np.nda
         return _array_to_rgb(image)
     if isinstance(image, (str, os.PathLike)):
         return _read_file(os.fspath(image), limit)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _decode_file(io.BytesIO(image), "image bytes", limit)
     if isinstance(image, Image.Image):
         _check_pixels(image.width, image.height, "image", limit)
         try:
@@ -89,28 +95,34 @@ def load_image(image: ImageLike, *, max_pixels: Optional[int] = None) -> "np.nda
             raise
         except Exception as e:  # a lazily opened image that fails to decode
             raise ImageReadError(f"image could not be decoded ({type(e).__name__}: {e})") from None
-    raise InputError(f"expected an image path, a PIL image or a uint8 array, got {type(image).__name__}")
+    raise InputError(f"expected an image path, image file bytes, a PIL image or a uint8 array, "
+                     f"got {type(image).__name__}")
 
 
 def _read_file(path: str, limit: int) -> "np.ndarray":
-    from PIL import Image
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"image file not found: {path}")
     if os.path.isdir(path):
         raise ImageReadError(f"{path} is a directory, not an image")
+    return _decode_file(path, path, limit)
+
+
+def _decode_file(source: Union[str, "io.BytesIO"], where: str, limit: int) -> "np.ndarray":
+    """An encoded image file (a path or its bytes) -> uint8 RGB; ``where`` names it in errors."""
+    from PIL import Image
+
     try:
-        with Image.open(path) as im:
-            _check_pixels(im.width, im.height, path, limit)
+        with Image.open(source) as im:
+            _check_pixels(im.width, im.height, where, limit)
             im.load()
-            return _pil_to_rgb(_exif_upright(im), path, ImageReadError)
+            return _pil_to_rgb(_exif_upright(im), where, ImageReadError)
     except (ImageReadError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # The warning arrives here as an exception when warnings are turned into errors.
-        raise ImageReadError(f"{path}: refused by Pillow's decompression-bomb check ({e})") from None
+        raise ImageReadError(f"{where}: refused by Pillow's decompression-bomb check ({e})") from None
     except Exception as e:  # Pillow's decoders raise many types (OSError, SyntaxError, ValueError, EOFError...)
-        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ImageReadError(f"{where}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def _exif_upright(im: Any) -> Any:
@@ -273,3 +285,38 @@ def preprocess(
     m32 = m.astype(np.float32).reshape(1, 1, 3)
     s32 = s.astype(np.float32).reshape(1, 1, 3)
     return np.ascontiguousarray(((crop.astype(np.float32) - m32) / s32)[None], dtype=np.float32)
+
+
+def failure_reason(name: str, e: BaseException) -> str:
+    """Why image ``name`` (a path, or a label for bytes) could not be read, without repeating
+    ``name`` (the caller prints it first)."""
+    if isinstance(e, FileNotFoundError):
+        return "no such file or directory"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory"
+    try:
+        if os.path.isfile(name) and os.path.getsize(name) == 0:
+            return "empty file, not an image"
+    except (OSError, ValueError):
+        pass
+    msg = str(e)
+    for prefix in (f"{name}: ", "image bytes: "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    # Pillow names its source: "cannot identify image file 'p'" / "... <_io.BytesIO object at 0x...>"
+    msg = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", msg.replace(f" {name!r}", ""))
+    return msg or type(e).__name__
+
+
+def try_preprocess(prepare: Callable[[Any], "np.ndarray"], source: Any, name: str
+                   ) -> Tuple[Optional["np.ndarray"], Optional[str]]:
+    """``(prepare(source), None)``, or ``(None, reason)`` when the image cannot be read: how
+    ``classify`` (one machine or Ray) decodes each image without one bad file ending the run."""
+    from .errors import MobileNetFastError
+
+    try:
+        return prepare(source), None
+    except (MobileNetFastError, OSError) as e:
+        return None, failure_reason(name, e)
+    except Exception as e:  # noqa: BLE001 - one odd file must not end a run over thousands
+        return None, f"unexpected error while reading it ({type(e).__name__}: {e})"
