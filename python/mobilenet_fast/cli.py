@@ -247,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray", action="store_true",
                    help="run on a Ray cluster (RAY_ADDRESS, --ray-address, else a local one for this run); "
                         "needs --output")
-    r.add_argument("--ray-address", metavar="ADDRESS", help="the Ray cluster to run on (implies --ray; default: RAY_ADDRESS, else a local one for the run)")
-    r.add_argument("--output", "-o", metavar="FILE", help="with --ray: the Parquet file to write (no default: required)")
+    r.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to run on (implies --ray; default: RAY_ADDRESS, else a local one for the run)")
+    r.add_argument("--output", "-o", metavar="FILE",
+                   help="with --ray: the Parquet file to write (no default: required)")
     r.add_argument("--features", action="store_true",
                    help="with --ray: write each image's pooled features (an embedding) instead of classes")
     r.add_argument("--actors", type=_positive_int, default=None, metavar="N",

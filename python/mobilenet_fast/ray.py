@@ -163,8 +163,8 @@ class Predictor:
                                          pa.list_(pa.string()))
             columns["indices"] = pa.array([None if i is None else i.astype(np.int64) for i in idx],
                                           pa.list_(pa.int64()))
-            columns["probabilities"] = pa.array([None if i is None or r is None else r[i] for i, r in zip(idx, results)],
-                                                pa.list_(pa.float32()))
+            probs = [None if i is None or r is None else r[i] for i, r in zip(idx, results)]
+            columns["probabilities"] = pa.array(probs, pa.list_(pa.float32()))
         else:
             columns[self.output] = pa.array(results, pa.list_(pa.float32()))
         columns["error"] = pa.array(errors, pa.string())

@@ -38,7 +38,8 @@ def _is_uri(source: str) -> bool:
 
 
 def _datasets(ray: Any, sources: List[str], listing_failed: Any) -> Tuple[List[Tuple[str, Any]], List[str], int]:
-    """(kind, dataset) per source (kind: local, files or parquet), the local directories without images, the local image count.
+    """(kind, dataset) per source (kind: local, files or parquet), the local directories without
+    images, and the local image count.
 
     Local files, directories and globs become one dataset of paths, found exactly as
     ``classify`` finds them on one machine (the actors read the files: on a multi-node cluster
