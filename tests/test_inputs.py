@@ -668,3 +668,24 @@ def test_exif_orientation_of_files_is_applied(tmp_path, orientation):
     # a PIL image handed over directly is taken as it is
     with Image.open(p) as again:
         np.testing.assert_array_equal(load_image(again), a)
+
+
+def test_image_bytes_decode_as_the_file_does(tmp_path):
+    """load_image / preprocess take an encoded file's bytes: the same pixels as the path; bad bytes
+    are an ImageReadError whose reason (as classify prints it) names no in-memory object."""
+    from mobilenet_fast.preprocess import failure_reason, load_image, try_preprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "examples", "coffee.png")
+    with open(path, "rb") as f:
+        data = f.read()
+    assert np.array_equal(load_image(data), load_image(path))
+    assert np.array_equal(mf.preprocess(bytearray(data), 224), mf.preprocess(path, 224))
+    with pytest.raises(ImageReadError, match="image bytes: not a readable image"):
+        load_image(b"\x89PNG\r\n\x1a\n truncated")
+    x, reason = try_preprocess(lambda s: mf.preprocess(s, 224), b"not an image", "shots/a.jpg")
+    assert x is None and reason is not None
+    assert reason.startswith("not a readable image") and "BytesIO" not in reason and "0x" not in reason
+    empty = tmp_path / "e.jpg"
+    empty.write_bytes(b"")
+    assert failure_reason(str(empty), OSError("x")) == "empty file, not an image"

@@ -50,7 +50,7 @@ MAX_RESOLUTION = 16384
 # whole image is resized and cropped, exactly as before (the box path may differ by one level).
 _FULL_RESIZE_PIXELS = 1 << 24
 
-ImageLike = Union[str, "os.PathLike[str]", "np.ndarray", Any]  # Any: a PIL.Image.Image
+ImageLike = Union[str, "os.PathLike[str]", bytes, "np.ndarray", Any]  # Any: a PIL.Image.Image
 
 
 def _check_max_pixels(max_pixels: Any) -> int:

@@ -338,7 +338,8 @@ class Model:
         return preprocess(image, resolution, self.config.input_mean, self.config.input_std)
 
     def classify(self, image: Union[ImageLike, Sequence[ImageLike]], top: int = 5) -> Any:
-        """Top-``top`` :class:`Prediction` list for an image (path, PIL image or uint8 HxWx3 array).
+        """Top-``top`` :class:`Prediction` list for an image (path, encoded file bytes, PIL image or
+        uint8 HxWx3 array).
 
         A list/tuple of images gives a list of such lists, run as one batch. Images are decoded and
         normalised by :meth:`preprocess`; if the normalised batch holds NaN or Inf (e.g. an input
